@@ -1,0 +1,4 @@
+"""Symbolic derivations (SymPy) of the three settings: dynamics, integrands, predictions."""
+from . import features, symmetric
+
+__all__ = ["features", "symmetric"]
