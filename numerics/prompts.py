@@ -92,7 +92,8 @@ def expect(cols: Columns, N: int, names, method: str = "auto", backend: Backend 
         method = choose_method(cols, N)
     with backend.context():
         if method == "quadrature":
-            return _quadrature(cols, N, names, backend)
+            with np.errstate(divide="ignore", under="ignore"):   # phi underflows far out: 0
+                return _quadrature(cols, N, names, backend)
         if method == "groups":
             return _groups(cols, N, names, backend)
         if method == "enumeration":
@@ -113,20 +114,12 @@ def _modules(be: Backend):
 @lru_cache(maxsize=None)
 def _gf_kernel(name: str, be: Backend):
     """``integrand(name)`` compiled for ``be``'s number type."""
-    s, N, Phi, (bk, wk), (bn, wn), G = th.gf_symbols()
-    M = {J: sp.Symbol(f"M{J}") for J in Phi}
+    s, M, (bk, wk), (bn, wn), G = th.gf_symbols()
     expr = th.integrand(name)
-    # (N)_J * phi^(N-J) is one input: it keeps (N)_J = 0 exact when J > N.
-    expr = sp.expand(expr)
-    collected = sp.Integer(0)
-    for J in Phi:
-        part = sp.expand(expr.coeff(Phi[J]))
-        collected += sp.factor_terms(sp.cancel(part / sp.ff(N, J))) * M[J]
-    assert sp.expand(collected.subs({M[J]: sp.ff(N, J) * Phi[J] for J in Phi}) - expr) == 0
-    gsyms = [G[key] for key in sorted(G)]
-    args = [s, *M.values(), bk, wk, bn, wn, *gsyms]
-    fn = sp.lambdify(args, collected, modules=_modules(be), cse=True)
-    used = {str(x) for x in collected.free_symbols}
+    args = [s, *M.values(), bk, wk, bn, wn, *(G[key] for key in sorted(G))]
+    fn = sp.lambdify(args, expr, modules=_modules(be), cse=True)
+    free = expr.free_symbols
+    used = {key for key in G if G[key] in free} | {J for J in M if M[J] in free}
     return fn, sorted(G), used
 
 
@@ -145,70 +138,79 @@ def _falling(n: int, j: int) -> int:
     return math.perm(n, j) if j <= n else 0
 
 
-def _quadrature(cols: Columns, N: int, names, be: Backend):
-    grid = de_grid(be)
-    C, A = cols.shape
-    mult = cols.mult
-    active = (mult > 0) & (be.to_float(cols.p) > 0)
-    z, p = cols.z, cols.p
-    # Range of the integration variable (float64 is plenty for choosing a window).
-    zf = np.where(active, be.to_float(z), np.nan)
-    pm_f = np.where(active, be.to_float(p) * mult, 0.0)
-    zmax, zmin = np.nanmax(zf, axis=1), np.nanmin(zf, axis=1)
-    with np.errstate(divide="ignore"):
-        log_mu = zmax + np.log(np.sum(pm_f * np.exp(np.nan_to_num(zf, nan=-np.inf) - zmax[:, None]),
-                                      axis=1))
-    digits = 16 if be.digits is None else be.digits
+def _window(zf, pmf, active, digits):
+    """``log t`` range that holds the integrands to ``10^-(digits+3)`` for every column.
+
+    With ``sigma = 1/(N mu)``, ``mu = sum_m p_m w_m``: below ``s D_max < tol`` the integral is < tol,
+    above ``s D_min > log(1/tol) + 12`` the factor ``e^{-s D}`` is < tol (``D_max = N w_max``,
+    ``D_min = N w_min``).
+    """
+    zmax = np.where(active, zf, -np.inf).max(axis=1)
+    zmin = np.where(active, zf, np.inf).min(axis=1)
+    log_mu = zmax + np.log((pmf * np.exp(np.where(active, zf - zmax[:, None], -np.inf))).sum(1))
     log_tol = -(digits + 3) * math.log(10.0)
-    lo = float(np.min(log_tol + log_mu - zmax))
-    hi = float(np.max(math.log(-log_tol + 12.0) + log_mu - zmin))
-    sl = grid.window(lo, hi)
+    return float((log_tol + log_mu - zmax).min()), \
+        float((math.log(12.0 - log_tol) + log_mu - zmin).max())
+
+
+def _quadrature(cols: Columns, N: int, names, be: Backend):
+    kernels = {q: _gf_kernel(q, be) for q in names}
+    needed = set().union(*(k[2] for k in kernels.values()))
+    mult, z, p = cols.mult, cols.z, cols.p
+    zf, pf = (be.to_float(z), be.to_float(p)) if be.is_mp else (z, p)
+    active = (mult > 0) & (pf > 0)
+    grid = de_grid(be)
+    sl = grid.window(*_window(zf, pf * mult, active, 16 if be.digits is None else be.digits))
     t, dt = grid.t[sl], grid.dt[sl]
 
     pmult = p * mult
-    w = be.exp(z)
-    w = np.where(active, w, be.scalar(0)) if be.is_mp else np.where(active, w, 0.0)
-    mu = np.sum(pmult * w, axis=1)
-    sigma = 1 / (N * mu)                                  # (C,)
-    s = sigma[:, None] * t[None, :]                        # (C, T)
-    neg_sw = -(s[:, None, :] * w[:, :, None])              # (C, A, T)
-    em1 = be.expm1(neg_sw)
-    b = p[:, :, None] * (em1 + 1)                          # p_a e^{-s w_a}
-    phim1 = np.sum(pmult[:, :, None] * em1, axis=1)         # phi - 1
-    logphi = be.log1p(phim1)
-    Mj = []
-    for J in range(th.MAX_DEGREE + 1):
-        ff = _falling(N, J)
-        if ff == 0:
-            Mj.append(be.zeros(s.shape))
-        elif N == J:
-            Mj.append(be.zeros(s.shape) + ff)
-        else:
-            Mj.append(ff * be.exp((N - J) * logphi))
-    # b^j w^e for the aggregates, and the own-role aggregates over O = all atoms but atom 0.
-    multO = mult.copy()
-    multO[:, 0] = 0
+    w = be.exp(z)                                  # padding atoms have p = 0: no contribution
+    sigma = 1 / (N * (pmult * w).sum(axis=1))      # (C,)
+    s = sigma[:, None] * t[None, :]                # (C, T)
+    em1 = be.expm1(-(s[:, None, :] * w[:, :, None]))
+    b = p[:, :, None] * (em1 + 1)                  # b_a = p_a e^{-s w_a}, (C, A, T)
+    phim1 = (pmult[:, :, None] * em1).sum(axis=1)  # phi - 1, accurate near s = 0
+    M = _phi_powers(phim1, N, sorted(J for J in needed if isinstance(J, int)), be)
+    # b^j w^e, and the aggregates over O = every atom but the query's own (atom 0)
+    multO = mult * (np.arange(mult.shape[1]) > 0)[None, :]
     powers, G_own = {}, {}
-    for key in sorted(_gf_kernel(names[0], be)[1]):
+    for key in sorted(k for k in needed if isinstance(k, tuple)):
         j, e = key
         powers[key] = b**j * (w**e)[:, :, None]
-        G_own[key] = np.sum(multO[:, :, None] * powers[key], axis=1)   # (C, T)
-    weights = sigma[:, None] * dt[None, :]                               # (C, T)
+        G_own[key] = (multO[:, :, None] * powers[key]).sum(axis=1)   # (C, T)
+    weights = sigma[:, None] * dt[None, :]                            # (C, T)
     out = {}
-    for q in names:
-        fn, gkeys, used = _gf_kernel(q, be)
+    for q, (fn, gkeys, used) in kernels.items():
+        Ms = [M.get(J, 0) for J in range(th.MAX_DEGREE + 1)]
         if th.QUANTITIES[q] == ("k",):
-            args = [s, *Mj, b[:, 0, :], w[:, 0][:, None], 0, 0, *(G_own[k] for k in gkeys)]
-            val = np.sum(fn(*args) * weights, axis=-1)
+            args = [s, *Ms, b[:, 0, :], w[:, 0][:, None], 0, 0,
+                    *(G_own[k] if k in used else 0 for k in gkeys)]
+            out[q] = (fn(*args) * weights).sum(axis=-1)
         else:
-            G_off = [G_own[k][:, None, :] - powers[k] if f"G{k[0]}_{k[1]}" in used else 0
-                     for k in gkeys]
-            args = [s[:, None, :], *(m[:, None, :] for m in Mj), b[:, 0:1, :],
-                    w[:, 0][:, None, None], b, w[:, :, None], *G_off]
-            val = np.sum(fn(*args) * weights[:, None, :], axis=-1)
-            val[:, 0] = 0
-            val = np.where(active, val, 0)
-        out[q] = val
+            G_off = [G_own[k][:, None, :] - powers[k] if k in used else 0 for k in gkeys]
+            args = [s[:, None, :], *(m[:, None, :] if J in used else 0 for J, m in enumerate(Ms)),
+                    b[:, 0:1, :], w[:, 0][:, None, None], b, w[:, :, None], *G_off]
+            val = (fn(*args) * weights[:, None, :]).sum(axis=-1)
+            active_off = active.copy()
+            active_off[:, 0] = False
+            out[q] = np.where(active_off, val, be.scalar(0))
+    return out
+
+
+def _phi_powers(phim1, N: int, Js, be: Backend) -> dict:
+    """``M_J = (N)_J phi^(N-J)`` for ``J`` in ``Js``: one power ``phi^(N-J_top)``, then products."""
+    if not Js:
+        return {}
+    top = min(max(Js), N)
+    base = be.exp((N - top) * be.log1p(phim1)) if N > top else phim1 * 0 + 1
+    phi = phim1 + 1
+    out, power = {}, base
+    for J in range(top, -1, -1):
+        if J in Js:
+            out[J] = _falling(N, J) * power
+        power = power * phi
+    for J in Js:
+        out.setdefault(J, phim1 * 0)      # (N)_J = 0 for J > N
     return out
 
 
@@ -231,13 +233,30 @@ def _compositions(n: int, parts: int) -> np.ndarray:
     return np.diff(edges, axis=1) - 1
 
 
-def _log_pmf(counts: np.ndarray, probs, be: Backend):
-    """log Multinomial(counts; n, probs), rows of ``counts``."""
+def _pmf(counts: np.ndarray, probs, be: Backend):
+    """Multinomial(counts; n, probs) for every row of ``counts``.
+
+    float64: a chain of binomials, ``P(c) = prod_i Binom(c_i; n - c_<i, p_i / (1 - p_<i))``, with
+    SciPy's binomial pmf (relative error near round-off for any n; ``exp(lgamma...)`` loses
+    ``n * eps``).  Arbitrary precision: ``exp`` of log-gamma sums at the working precision.
+    """
     n = int(counts[0].sum())
-    cnt = counts.astype(object) if be.is_mp else counts.astype(np.float64)
-    logp = be.log(probs)
-    return (be.lgamma(be.scalar(n + 1)) - np.sum(be.lgamma(cnt + 1), axis=1)
-            + np.sum(cnt * logp[None, :], axis=1))
+    if be.is_mp:
+        cnt = counts.astype(object)
+        logp = be.log(probs)
+        return be.exp(be.lgamma(be.scalar(n + 1)) - np.sum(be.lgamma(cnt + 1), axis=1)
+                      + np.sum(cnt * logp[None, :], axis=1))
+    from scipy.stats import binom
+    probs = np.asarray(probs, dtype=float)
+    out = np.ones(len(counts))
+    left = np.full(len(counts), n)
+    mass = 1.0
+    for i in range(counts.shape[1] - 1):
+        q = min(probs[i] / mass, 1.0) if mass > 0 else 0.0
+        out *= binom.pmf(counts[:, i], left, q)
+        left = left - counts[:, i]
+        mass -= probs[i]
+    return out
 
 
 def _features(cols: Columns, N: int, names, be: Backend, samples, seed):
@@ -254,7 +273,7 @@ def _features(cols: Columns, N: int, names, be: Backend, samples, seed):
         probs = cols.p[c, atom]
         if samples is None:
             counts = _compositions(N, len(atom))
-            weight = be.exp(_log_pmf(counts, probs, be))
+            weight = _pmf(counts, probs, be)
         else:
             pf = be.to_float(probs)
             counts = rng.multinomial(N, pf / pf.sum(), size=samples)
@@ -298,7 +317,7 @@ def _groups(cols: Columns, N: int, names, be: Backend):
         g = {a: int(cols.mult[c, a]) for a in act}
         counts = _compositions(N, len(act))
         gp = be.array([cols.p[c, a] * g[a] for a in act])
-        weight = be.exp(_log_pmf(counts, gp, be))
+        weight = _pmf(counts, gp, be)
         cnt = {a: (counts[:, i].astype(object) if be.is_mp else counts[:, i].astype(np.float64))
                for i, a in enumerate(act)}
         w = {a: be.exp(cols.z[c, a]) for a in act}

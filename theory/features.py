@@ -241,14 +241,15 @@ def direct(name: str):
 
 
 def gf_symbols():
-    """Symbols of the integrand: ``s``, ``N``, ``Phi_J = phi(s)^(N-J)``, ``b_x = p_x e^{-s w_x}``,
-    ``w_x`` for the roles, and ``G_{j,e} = sum_{o in O} b_o^j w_o^e``."""
-    s, N = sp.symbols("s N", positive=True)
-    Phi = {J: sp.Symbol(f"Phi{J}", positive=True) for J in range(MAX_DEGREE + 1)}
+    """Symbols of the integrand: ``s``; ``M_J = (N)_J phi(s)^(N-J)`` (J = 0..3) with
+    ``phi(s) = sum_m p_m e^{-s w_m}`` and ``(N)_J`` the falling factorial; ``b_x = p_x e^{-s w_x}``
+    and ``w_x = e^{Z[x, k]}`` for the roles; ``G_{j,e} = sum_{o in O} b_o^j w_o^e``."""
+    s = sp.Symbol("s", positive=True)
+    M = {J: sp.Symbol(f"M{J}", nonnegative=True) for J in range(MAX_DEGREE + 1)}
     bk, wk, bn, wn = sp.symbols("b_k w_k b_n w_n", positive=True)
     G = {(j, e): sp.Symbol(f"G{j}_{e}", positive=True)
          for j in range(1, MAX_DEGREE + 1) for e in range(j, MAX_DEGREE + 1)}
-    return s, N, Phi, (bk, wk), (bn, wn), G
+    return s, M, (bk, wk), (bn, wn), G
 
 
 def _stirling_choices(e):
@@ -268,10 +269,10 @@ def integrand(name: str) -> sp.Expr:
     """Integrand ``F(s)`` with ``E[quantity] = int_0^inf F(s) ds`` (spec section 3).
 
     ``1/D^r = int s^{r-1}/(r-1)! e^{-sD} ds``, then for distinct features
-    ``E[prod (c_i)_{j_i} e^{-sD}] = (N)_J prod (p_i e^{-s w_i})^{j_i} phi(s)^{N-J}`` with
+    ``E[prod (c_i)_{j_i} e^{-sD}] = prod (p_i e^{-s w_i})^{j_i} M_J``, ``J = sum j_i``, with
     ``c^e = sum_j S(e, j) (c)_j``; sums over distinct non-role features by Moebius inversion.
     """
-    s, N, Phi, (bk, wk), (bn, wn), G = gf_symbols()
+    s, M, (bk, wk), (bn, wn), G = gf_symbols()
     out = sp.Integer(0)
     for t in terms(name):
         slot_choices = [_stirling_choices(e) for e in t.lam]
@@ -286,9 +287,9 @@ def integrand(name: str) -> sp.Expr:
 
                     def block(slots, js=js, lam=t.lam):
                         return G[(sum(js[i][0] for i in slots), sum(lam[i] for i in slots))]
-                    body += weight * sp.ff(N, J) * Phi[J] * _others_sum(t.lam, block)
+                    body += weight * M[J] * _others_sum(t.lam, block)
         out += t.coeff * s ** (t.r - 1) / factorial(t.r - 1) * body
-    return sp.expand(out)
+    return sp.factor_terms(sp.collect(sp.expand(out), list(M.values())))
 
 
 def _product(lists):

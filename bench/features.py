@@ -1,0 +1,56 @@
+"""Speed of exact population GD in the features setting (the figures quoted in the README).
+
+    python bench/features.py [--only NAME] [--repeat R]
+
+Each case runs the public simulator end to end (L_k^* included) and prints the best wall time of
+R runs against its target.  Times are machine dependent; the README records them for a 2-core
+machine.
+"""
+from __future__ import annotations
+
+import argparse
+import time
+
+import numpy as np
+
+from numerics import F64, MP
+from numerics.features import FeaturesConfig, simulate
+
+
+def _dirichlet(K: int, seed: int) -> str:
+    p = np.random.default_rng(seed).dirichlet(np.ones(K))
+    return ",".join(repr(float(x)) for x in p / p.sum())
+
+
+CASES = {
+    "balanced-K50-N1e4-300": (lambda: FeaturesConfig.make(50, 10_000, "balanced", "1"), 300,
+                              F64, 3.0),
+    "general-K30-N1e4-300": (lambda: FeaturesConfig.make(30, 10_000, _dirichlet(30, 0), "1"),
+                             300, F64, 5.0),
+    "imbalanced-K20-N2000-1e5": (lambda: FeaturesConfig.make(20, 2000, "imbalanced:0.5", "1"),
+                                 100_000, F64, 20.0),
+    "mp30-K5-N100-1000": (lambda: FeaturesConfig.make(5, 100, _dirichlet(5, 1), "1"), 1000,
+                          MP(30), 60.0),
+}
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--only", choices=sorted(CASES), action="append")
+    parser.add_argument("--repeat", type=int, default=1)
+    args = parser.parse_args()
+    print(f"{'case':<28} {'seconds':>9} {'target':>7}  verdict")
+    for name in args.only or CASES:
+        make, steps, backend, target = CASES[name]
+        config = make()
+        best = float("inf")
+        for _ in range(args.repeat):
+            start = time.perf_counter()
+            simulate(config, steps, every=max(steps // 100, 1), backend=backend)
+            best = min(best, time.perf_counter() - start)
+        verdict = "met" if best <= target else "MISSED"
+        print(f"{name:<28} {best:>9.2f} {target:>7.1f}  {verdict}", flush=True)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,469 @@
+"""features: exact population gradient descent on the logit matrix ``Z[n, k] = v_n^T Q v_k``.
+
+``grad_Q L = sum_k p_k sum_n (d L_k / d Z[n, k]) v_n v_k^T``, so ``Q`` stays in the span of
+``v_n v_k^T`` and every column evolves alone:
+
+    Z[:, k](t + 1) = Z[:, k](t) - eta p_k E_c[d l_k / d Z[:, k]],   Z(0) = 0,
+
+with the gradient from :mod:`theory.features` and the expectation over ``c ~ Multinomial(N, p)``
+from :mod:`numerics.prompts`.  Features of equal probability keep equal weights (from ``Q = 0``),
+so by default a column is simulated once per probability class and its features are grouped into
+atoms (``grouped=False`` simulates every column and every feature on its own).
+"""
+from __future__ import annotations
+
+import json
+import math
+import os
+import tempfile
+from dataclasses import dataclass, field
+from fractions import Fraction
+
+import numpy as np
+
+from .backend import F64, LIBRARIES, Backend
+from .errors import ConfigError, SimulationError
+from .prompts import METHODS, Columns, choose_method, expect
+
+__all__ = ["FeaturesConfig", "parse_p", "Structure", "structure", "loss_star", "simulate",
+           "Trajectory", "OBSERVABLES"]
+
+OBSERVABLES = ("loss", "concentration", "attention_own", "attention_off")
+P_TOLERANCE = 1e-9
+
+
+# ---------------------------------------------------------------------------------------------
+# configuration
+
+
+def _fraction(text, what: str) -> Fraction:
+    """A finite number given as a string, int, float or Fraction, as an exact fraction."""
+    if isinstance(text, Fraction):
+        return text
+    if isinstance(text, bool):
+        raise ConfigError(f"{what} must be a number, got {text!r}")
+    if isinstance(text, (int, float)):
+        if isinstance(text, float) and not math.isfinite(text):
+            raise ConfigError(f"{what} must be a finite number, got {text!r}")
+        return Fraction(text)
+    try:
+        return Fraction(str(text).strip())
+    except (ValueError, ZeroDivisionError):
+        raise ConfigError(f"{what} must be a finite number, got {text!r}") from None
+
+
+def parse_p(spec, K: int) -> tuple[Fraction, ...]:
+    """Feature probabilities from ``balanced``, ``imbalanced:P1`` or a comma list of K numbers.
+
+    ``imbalanced:P1`` is the canonical family ``p_1 = P1``, ``p_k = (1 - P1)/(K - 1)``.  A comma list
+    must sum to 1 within 1e-9 (it is then normalised exactly) and have positive entries.
+    """
+    if isinstance(spec, (list, tuple)):
+        items = list(spec)
+    else:
+        text = str(spec).strip()
+        if text == "balanced":
+            return tuple(Fraction(1, K) for _ in range(K))
+        if text.startswith("imbalanced:"):
+            p1 = _fraction(text.split(":", 1)[1], "imbalanced:P1")
+            if not 0 < p1 < 1:
+                raise ConfigError(f"imbalanced:P1 needs 0 < P1 < 1, got {text.split(':', 1)[1]}")
+            rest = (1 - p1) / (K - 1)
+            return (p1,) + tuple(rest for _ in range(K - 1))
+        if text.startswith("imbalanced"):
+            raise ConfigError(f"malformed p {text!r}: write imbalanced:P1, e.g. imbalanced:0.5")
+        items = text.split(",")
+    if len(items) != K:
+        raise ConfigError(f"p has {len(items)} entries but K = {K}")
+    p = [_fraction(x, f"p_{i + 1}") for i, x in enumerate(items)]
+    for i, x in enumerate(p):
+        if x <= 0:
+            raise ConfigError(f"p_{i + 1} = {float(x):g} is not positive")
+    total = sum(p)
+    if abs(total - 1) > P_TOLERANCE:
+        raise ConfigError(f"p sums to {float(total):.12g}, not 1 (tolerance {P_TOLERANCE:g})")
+    return tuple(x / total for x in p)
+
+
+@dataclass(frozen=True)
+class FeaturesConfig:
+    """A configuration of the features setting: K features, prompts of N tokens, probabilities p,
+    step size eta."""
+
+    K: int
+    N: int
+    p: tuple[Fraction, ...]
+    eta: Fraction
+    p_spec: str = ""
+
+    @classmethod
+    def make(cls, K, N, p="balanced", eta="0.1") -> "FeaturesConfig":
+        """Validate and build; raises :class:`ConfigError` with a one-line message."""
+        K = _whole(K, "K")
+        N = _whole(N, "N")
+        if K < 2:
+            raise ConfigError(f"K must be at least 2, got {K}")
+        if N < 1:
+            raise ConfigError(f"N must be at least 1, got {N}")
+        eta_f = _fraction(eta, "eta")
+        if eta_f <= 0:
+            raise ConfigError(f"eta must be a positive finite number, got {eta}")
+        spec = p if isinstance(p, str) else ",".join(str(x) for x in p)
+        return cls(K, N, parse_p(p, K), eta_f, spec)
+
+    def to_dict(self) -> dict:
+        return {"setting": "features", "K": self.K, "N": self.N, "p": [float(x) for x in self.p],
+                "p_spec": self.p_spec, "eta": float(self.eta)}
+
+
+def _whole(x, what: str) -> int:
+    if isinstance(x, bool):
+        raise ConfigError(f"{what} must be a whole number, got {x!r}")
+    if isinstance(x, int):
+        return x
+    try:
+        f = Fraction(str(x).strip())
+    except (ValueError, ZeroDivisionError):
+        raise ConfigError(f"{what} must be a whole number, got {x!r}") from None
+    if f.denominator != 1:
+        raise ConfigError(f"{what} must be a whole number, got {x!r}")
+    return int(f)
+
+
+# ---------------------------------------------------------------------------------------------
+# reduction of the K x K logit matrix to column classes and atoms
+
+
+@dataclass(frozen=True)
+class Structure:
+    """How the logit matrix reduces: column ``k`` follows class ``col_class[k]``, entry
+    ``Z[n, k]`` is atom ``atom_of[k, n]`` of that class (atom 0 is ``n = k``)."""
+
+    col_class: np.ndarray   # (K,)
+    atom_of: np.ndarray     # (K, K), [k, n]
+    class_p: tuple          # (C,) Fractions: p_k of the class's columns
+    atom_p: tuple           # (C, A) Fractions (0 for padding)
+    atom_mult: np.ndarray   # (C, A) ints
+
+    @property
+    def shape(self):
+        return self.atom_mult.shape
+
+    def expand(self, per_class_atom: np.ndarray) -> np.ndarray:
+        """``(C, A)`` values to the ``(K, K)`` matrix ``[n, k]``."""
+        return per_class_atom[self.col_class[None, :], self.atom_of.T]
+
+
+def _to_backend(fracs, be: Backend) -> np.ndarray:
+    arr = np.array(fracs, dtype=object)
+    if not be.is_mp:
+        return np.vectorize(float, otypes=[np.float64])(arr)
+    return np.vectorize(lambda f: be.scalar(f.numerator) / f.denominator, otypes=[object])(arr)
+
+
+def structure(p: tuple[Fraction, ...], grouped: bool = True) -> Structure:
+    """Column classes and atoms of ``p``; ``grouped=False`` keeps every column and feature apart."""
+    K = len(p)
+    if grouped:
+        values = list(dict.fromkeys(p))
+        col_class = np.array([values.index(x) for x in p])
+    else:
+        values = list(range(K))
+        col_class = np.arange(K)
+    C = len(values)
+    reps = [int(np.argmax(col_class == c)) for c in range(C)]
+
+    def key(n):
+        return p[n] if grouped else n
+
+    # Columns of one class see the same multiset of other probabilities, hence the same atoms.
+    atom_keys = [list(dict.fromkeys(key(n) for n in range(K) if n != k)) for k in reps]
+    A = 1 + max(len(keys) for keys in atom_keys)
+    atom_p = [[Fraction(0)] * A for _ in range(C)]
+    mult = np.zeros((C, A), dtype=np.int64)
+    for c, k in enumerate(reps):
+        atom_p[c][0], mult[c, 0] = p[k], 1
+        for a, kk in enumerate(atom_keys[c], start=1):
+            members = [n for n in range(K) if n != k and key(n) == kk]
+            atom_p[c][a], mult[c, a] = p[members[0]], len(members)
+    atom_of = np.zeros((K, K), dtype=np.int64)
+    for k in range(K):
+        for n in range(K):
+            if n != k:
+                atom_of[k, n] = 1 + atom_keys[col_class[k]].index(key(n))
+    return Structure(col_class, atom_of, tuple(p[k] for k in reps),
+                     tuple(tuple(r) for r in atom_p), mult)
+
+
+# ---------------------------------------------------------------------------------------------
+# the global optimum L_k^*
+
+
+def loss_star(config: FeaturesConfig, struct: Structure, be: Backend = F64, method: str = "auto"):
+    """``L_k^* = inf_Z L_k = P(c_k = 0) min_B E[l_k | c_k = 0]`` for every column class.
+
+    Prompts with ``c_k >= 1`` reach 0 loss as ``A_k -> inf``; the others see only the off-target
+    logits, with counts ``Multinomial(N, p')``, ``p'_n = p_n / (1 - p_k)``.  The minimum over ``B`` is
+    taken over logits that are equal within an atom (a stationary set by symmetry), by BFGS in
+    float64 and, in arbitrary precision, Newton polishing.  Returns ``(values, log10 values)``;
+    ``values`` may underflow in float64 (``(1 - p_k)^N``), ``log10`` does not.
+    """
+    C, A = struct.shape
+    N = config.N
+    values, logs = [], []
+    with be.context():
+        for c in range(C):
+            pk = struct.class_p[c]
+            cond = [Fraction(0)] + [x / (1 - pk) for x in struct.atom_p[c][1:]]
+            free = [a for a in range(1, A) if struct.atom_mult[c, a] > 0]
+            sub = Structure(struct.col_class, struct.atom_of, (pk,), (tuple(cond),),
+                            struct.atom_mult[c:c + 1])
+            fmin = _minimise_conditional(sub, N, free, be, method)
+            factor = (1 - be.scalar(pk.numerator) / pk.denominator) ** N
+            values.append(factor * fmin)
+            logs.append(N * math.log10(1 - float(pk)) + math.log10(float(fmin)))
+    return np.array(values, dtype=object if be.is_mp else float), np.array(logs)
+
+
+def _minimise_conditional(sub: Structure, N: int, free: list[int], be: Backend, method: str):
+    """``min over atom logits of E_{p'}[l]`` for one column whose own feature never occurs.
+
+    Newton's method on the free atom logits (the first free atom is pinned at 0: softmax shift
+    invariance), started from the large-N optimum ``B_n = -log p'_n`` (equal ``p'_n e^{B_n}``), with
+    the Hessian from differences of the derived gradient, all points in one batch.
+    """
+    A = sub.shape[1]
+    dims = len(free) - 1
+
+    def evaluate(points):
+        """Loss and gradient (in the free logits) at each point, one batched expectation."""
+        z = be.zeros((len(points), A))
+        for i, x in enumerate(points):
+            for a, v in zip(free[1:], x):
+                z[i, a] = v
+        cols = Columns(z=z, p=np.repeat(_to_backend(sub.atom_p, be), len(points), axis=0),
+                       mult=np.repeat(sub.atom_mult, len(points), axis=0))
+        out = expect(cols, N, ("loss", "grad_off"), method, be)
+        mult = sub.atom_mult[0, free[1:]]
+        return out["loss"], out["grad_off"][:, free[1:]] * mult[None, :]
+
+    if dims == 0:   # a single atom: the attention on the other features cannot be moved
+        return evaluate([[]])[0][0]
+    logp = [math.log(float(sub.atom_p[0][a])) for a in free]
+    x = be.array([logp[0] - v for v in logp[1:]])
+    digits = 16 if be.digits is None else be.digits
+    h = be.scalar(10) ** -(digits // 2)
+    eye = np.eye(dims, dtype=int)
+    tol = 10.0 ** (-digits / 2)
+
+    def hessian(x, gx):
+        """Forward differences of the gradient, symmetrised (error O(h): Newton stays fast)."""
+        g = evaluate([x + h * e for e in eye])[1]
+        H = (g - gx[None, :]).T / h
+        return (H + H.T) / 2
+
+    # Newton with the Hessian kept while the steps shrink fast (a chord method), refreshed when
+    # they do not; backtracking keeps every step a descent step.
+    f, g = evaluate([x])
+    H, last = hessian(x, g[0]), math.inf
+    for _ in range(200):
+        step = be.array(np.linalg.solve(H, g[0])) if not be.is_mp else np.array(_solve(H, g[0]))
+        for _ in range(60):
+            f_new, g_new = evaluate([x - step])
+            if f_new[0] <= f[0]:
+                break
+            step = step / 2
+        size = max(abs(float(v)) for v in step)
+        x, f, g = x - step, f_new, g_new
+        if size < tol:
+            break
+        if size > last / 8:
+            H = hessian(x, g[0])
+        last = size
+    return f[0]
+
+
+def _solve(H, g):
+    """Gaussian elimination with partial pivoting on object arrays (any number type)."""
+    n = len(g)
+    M = [list(H[i]) + [g[i]] for i in range(n)]
+    for i in range(n):
+        piv = max(range(i, n), key=lambda r: abs(M[r][i]))
+        M[i], M[piv] = M[piv], M[i]
+        for r in range(i + 1, n):
+            f = M[r][i] / M[i][i]
+            M[r] = [a - f * b for a, b in zip(M[r], M[i])]
+    x = [0] * n
+    for i in reversed(range(n)):
+        x[i] = (M[i][n] - sum(M[i][j] * x[j] for j in range(i + 1, n))) / M[i][i]
+    return x
+
+
+# ---------------------------------------------------------------------------------------------
+# trajectory
+
+
+@dataclass
+class Trajectory:
+    """Recorded GD steps of the features setting.
+
+    ``logits[i][n][k] = v_n^T Q v_k``, ``loss[i][k] = L_k``, ``attention[i][n][k] =
+    E[Attn_n | x_q = v_k]``, ``concentration[i][k] = E[(1 - Attn_k)^2]`` at step ``t[i]``;
+    ``loss_star[k] = L_k^*`` (``log10_loss_star`` when it underflows float64).  ``exact`` holds the
+    same arrays at full precision (object arrays) for arbitrary-precision runs.
+    """
+
+    config: dict
+    t: list
+    logits: np.ndarray
+    loss: np.ndarray
+    attention: np.ndarray
+    concentration: np.ndarray
+    loss_star: np.ndarray
+    log10_loss_star: np.ndarray
+    exact: dict | None = field(default=None, repr=False)
+
+    ARRAYS = ("logits", "loss", "attention", "concentration", "loss_star")
+
+    def A(self, k: int) -> np.ndarray:
+        """``A_k`` at the recorded steps."""
+        return self.logits[:, k, k]
+
+    def B(self, k: int, n: int) -> np.ndarray:
+        """``B_{k,n} = Z[n, k]`` at the recorded steps."""
+        return self.logits[:, n, k]
+
+    def to_json(self) -> dict:
+        out = {"t": list(self.t), "config": self.config}
+        for name in self.ARRAYS:
+            out[name] = getattr(self, name).tolist()
+        out["log10_loss_star"] = self.log10_loss_star.tolist()
+        if self.exact is not None:
+            out["exact"] = {name: np.vectorize(str, otypes=[object])(arr).tolist()
+                            for name, arr in self.exact.items()}
+        return out
+
+    def save(self, path: str) -> None:
+        """Write JSON atomically: the file appears complete or not at all."""
+        data = json.dumps(self.to_json())
+        folder = os.path.dirname(os.path.abspath(path))
+        fd, tmp = tempfile.mkstemp(dir=folder, prefix=".trajectory-", suffix=".json")
+        try:
+            with os.fdopen(fd, "w") as fh:
+                fh.write(data)
+            os.replace(tmp, path)
+        except BaseException:
+            if os.path.exists(tmp):
+                os.unlink(tmp)
+            raise
+
+    @classmethod
+    def load(cls, path: str, backend: Backend | None = None) -> "Trajectory":
+        """Read a saved trajectory; ``exact`` strings are parsed with ``backend`` when given."""
+        with open(path) as fh:
+            data = json.load(fh)
+        arrays = {name: np.array(data[name], dtype=float) for name in cls.ARRAYS}
+        exact = None
+        if "exact" in data and backend is not None and backend.is_mp:
+            with backend.context():
+                exact = {name: backend.array(np.array(v, dtype=object))
+                         for name, v in data["exact"].items()}
+        return cls(config=data["config"], t=list(data["t"]),
+                   log10_loss_star=np.array(data["log10_loss_star"], dtype=float), exact=exact,
+                   **arrays)
+
+
+# ---------------------------------------------------------------------------------------------
+# simulation
+
+
+def simulate(config: FeaturesConfig, steps: int, every: int = 1, backend: Backend = F64,
+             method: str = "auto", grouped: bool = True, progress: bool = False,
+             samples: int = 20_000, seed: int = 0) -> Trajectory:
+    """Run ``steps`` GD steps from ``Q = 0`` and record every ``every``-th step (and the last).
+
+    Raises :class:`SimulationError` naming the step when NaN or overflow appears.
+    """
+    steps = _whole(steps, "steps")
+    every = _whole(every, "every")
+    if steps < 0:
+        raise ConfigError(f"steps must be at least 0, got {steps}")
+    if every < 1:
+        raise ConfigError(f"every must be at least 1, got {every}")
+    if method not in METHODS:
+        raise ConfigError(f"unknown method {method!r}; choose one of {', '.join(METHODS)}")
+    struct = structure(config.p, grouped)
+    C, A = struct.shape
+    N = config.N
+    be = backend
+    with be.context(), np.errstate(all="ignore"):
+        z = be.zeros((C, A))
+        rate = _to_backend([config.eta * pk for pk in struct.class_p], be)[:, None]
+        atom_p = _to_backend(struct.atom_p, be)
+        if method == "auto":
+            method = choose_method(Columns(z, atom_p, struct.atom_mult), N)
+        kw = {"samples": samples, "seed": seed}
+        lstar, log_lstar = loss_star(config, struct, be, "quadrature" if method == "montecarlo"
+                                     else method)
+        records = {name: [] for name in ("z",) + OBSERVABLES}
+        recorded = []
+        bar = _progress(steps, progress)
+        for t in range(steps + 1):
+            record = t % every == 0 or t == steps
+            names = (("grad_own", "grad_off") if t < steps else ()) + (OBSERVABLES if record else ())
+            if not names:
+                continue
+            try:
+                out = expect(Columns(z, atom_p, struct.atom_mult), N, names, method, be, **kw)
+            except OverflowError as exc:
+                raise SimulationError(t, f"overflow ({exc})") from None
+            for name in names:
+                if not be.isfinite(out[name]):
+                    raise SimulationError(t, f"{name} is not finite (NaN or overflow)")
+            if record:
+                recorded.append(t)
+                records["z"].append(z)
+                for name in OBSERVABLES:
+                    records[name].append(out[name])
+            if t < steps:
+                grad = out["grad_off"].copy()
+                grad[:, 0] = out["grad_own"]
+                z = z - rate * grad
+                if not be.isfinite(z):
+                    raise SimulationError(t + 1, "logits are not finite (NaN or overflow)")
+                bar.update(1)
+        bar.close()
+    return _trajectory(config, struct, recorded, records, lstar, log_lstar, be, method,
+                       steps, every)
+
+
+def _progress(total: int, enabled: bool):
+    from tqdm import tqdm
+    return tqdm(total=total, disable=not enabled, unit="step", mininterval=0.5, leave=False)
+
+
+def _trajectory(config, struct, recorded, records, lstar, log_lstar, be, method, steps, every):
+    K = config.K
+    z = np.array(records["z"], dtype=object if be.is_mp else float)
+    logits = np.stack([struct.expand(zi) for zi in z]) if len(z) else np.zeros((0, K, K))
+    attention = []
+    for own, off in zip(records["attention_own"], records["attention_off"]):
+        full = off.copy()
+        full[:, 0] = own
+        attention.append(struct.expand(full))
+    per_k = struct.col_class
+    loss = np.array([np.asarray(x)[per_k] for x in records["loss"]])
+    conc = np.array([np.asarray(x)[per_k] for x in records["concentration"]])
+    attention = np.array(attention)
+    lstar_k = np.asarray(lstar)[per_k]
+    exact = None
+    arrays = {"logits": logits, "loss": loss, "attention": attention, "concentration": conc,
+              "loss_star": lstar_k}
+    if be.is_mp:
+        exact = arrays
+        arrays = {name: be.to_float(arr) if arr.size else arr.astype(float)
+                  for name, arr in arrays.items()}
+    cfg = config.to_dict() | {"steps": steps, "every": every, "method": method,
+                              "precision": be.digits, "number_type": be.name}
+    return Trajectory(config=cfg, t=recorded, log10_loss_star=np.asarray(log_lstar)[per_k],
+                      exact=exact, **arrays)

@@ -1,0 +1,149 @@
+"""Expectations over prompt counts: every method against enumeration."""
+from fractions import Fraction
+
+import numpy as np
+import pytest
+from hypothesis import example, given, target
+from hypothesis import strategies as st
+
+from numerics import F64, MP, Columns, expect
+from numerics.prompts import choose_method
+from theory.features import QUANTITIES
+
+NAMES = tuple(QUANTITIES)
+
+
+def _columns(p, z, be=F64):
+    """Ungrouped columns: column k has atom 0 = feature k, then the others in order."""
+    K = len(p)
+    order = [[k] + [n for n in range(K) if n != k] for k in range(K)]
+    with be.context():
+        pa = np.array([[be.scalar(Fraction(p[n]).numerator) / Fraction(p[n]).denominator
+                        for n in row] for row in order], dtype=object if be.is_mp else float)
+        za = np.array([[be.scalar(z[n][k]) for n in row] for k, row in enumerate(order)],
+                      dtype=object if be.is_mp else float)
+    return Columns(z=za, p=pa, mult=np.ones((K, K), dtype=np.int64))
+
+
+@st.composite
+def small_problems(draw):
+    K = draw(st.integers(2, 4))
+    N = draw(st.integers(1, 7))
+    weights = draw(st.lists(st.integers(1, 9), min_size=K, max_size=K))
+    p = [Fraction(w, sum(weights)) for w in weights]
+    z = draw(st.lists(st.lists(st.floats(-3, 3), min_size=K, max_size=K), min_size=K, max_size=K))
+    return p, N, z
+
+
+def _max_diff(a, b):
+    return max(float(np.max(np.abs(np.asarray(a[q], dtype=float) - np.asarray(b[q], dtype=float))))
+               for q in NAMES)
+
+
+@given(small_problems())
+@example(([Fraction(1, 2), Fraction(1, 2)], 1, [[0.0, 0.0], [0.0, 0.0]]))      # N = 1: (N)_2 = 0
+@example(([Fraction(1, 3), Fraction(2, 3)], 2, [[3.0, -3.0], [-3.0, 3.0]]))    # (N)_3 = 0
+def test_quadrature_and_groups_match_enumeration(problem):
+    p, N, z = problem
+    cols = _columns(p, z)
+    ref = expect(cols, N, NAMES, "enumeration")
+    quad = expect(cols, N, NAMES, "quadrature")
+    groups = expect(cols, N, NAMES, "groups")
+    err = _max_diff(ref, quad)
+    target(err, label="quadrature error")
+    assert err <= 1e-13
+    assert _max_diff(ref, groups) <= 1e-13
+
+
+@given(small_problems(), st.integers(0, 2**32 - 1))
+def test_monte_carlo_is_within_its_confidence_interval(problem, seed):
+    p, N, z = problem
+    cols = _columns(p, z)
+    ref = expect(cols, N, NAMES, "enumeration")
+    mc = expect(cols, N, NAMES, "montecarlo", samples=40_000, seed=seed)
+    for q in NAMES:
+        gap = np.abs(np.asarray(mc[q]) - np.asarray(ref[q]))
+        assert np.all(gap <= 6 * mc[q + ".stderr"] + 1e-12), q
+
+
+def test_grouped_atoms_match_single_features():
+    """Imbalanced family, K = 5: atoms (own, dominant, 3 others) against five single features."""
+    p = [Fraction(1, 2)] + [Fraction(1, 8)] * 4
+    z = np.array([[0.7, -0.2, -0.2, -0.2, -0.2]]).T   # column of feature 0
+    single = _columns(p, np.tile(z, (1, 5)))
+    ref = expect(single, 6, NAMES, "enumeration")
+    grouped = Columns(z=np.array([[0.7, -0.2]]), p=np.array([[0.5, 0.125]]),
+                      mult=np.array([[1, 4]]))
+    for method in ("quadrature", "groups", "enumeration"):
+        out = expect(grouped, 6, NAMES, method)
+        for q in NAMES:
+            got = out[q][0] if np.ndim(out[q]) == 1 else out[q][0, 1]
+            want = ref[q][0] if np.ndim(ref[q]) == 1 else ref[q][0, 1]
+            assert abs(got - want) <= 1e-14, (method, q)
+
+
+def test_quadrature_is_exact_at_large_N():
+    """Balanced K = 8, N = 10^4: quadrature against the exact group sum (10^4 + 1 terms)."""
+    grouped = Columns(z=np.array([[2.0, -2.0 / 7]]), p=np.array([[1 / 8, 1 / 8]]),
+                      mult=np.array([[1, 7]]))
+    quad = expect(grouped, 10_000, NAMES, "quadrature")
+    exact = expect(grouped, 10_000, NAMES, "groups")
+    for q in NAMES:
+        assert np.max(np.abs(quad[q] - exact[q])) <= 1e-14, q
+
+
+@pytest.mark.parametrize("library", ["mpfr", "mpmath"])
+def test_arbitrary_precision_quadrature_matches_enumeration(library):
+    be = MP(40, library)
+    p = [Fraction(1, 5), Fraction(3, 10), Fraction(1, 2)]
+    z = [[0.5, -1.25, 2.0], [0.0, 1.5, -0.75], [-0.5, -0.25, 1.0]]
+    cols = _columns(p, z, be)
+    ref = expect(cols, 5, NAMES, "enumeration", be)
+    quad = expect(cols, 5, NAMES, "quadrature", be)
+    with be.context():
+        for q in NAMES:
+            assert max(abs(x) for x in np.ravel(ref[q] - quad[q])) < be.scalar("1e-38"), q
+
+
+def test_quadrature_step_calibration_at_30_digits():
+    """30 digits against 45 digits on the same problem: the rule is good to 30 digits."""
+    p = [Fraction(1, 10), Fraction(2, 5), Fraction(1, 2)]
+    z = [[4.0, -1.0, 0.5], [-2.0, 2.0, 0.0], [-2.0, -1.0, 1.5]]
+    lo, hi = MP(30), MP(45)
+    a = expect(_columns(p, z, lo), 200, NAMES, "quadrature", lo)
+    b = expect(_columns(p, z, hi), 200, NAMES, "quadrature", hi)
+    with hi.context():
+        for q in NAMES:
+            err = max(abs(hi.scalar(x) - y) for x, y in zip(np.ravel(a[q]), np.ravel(b[q])))
+            assert err < hi.scalar("1e-29"), q
+
+
+def test_own_feature_with_zero_probability_is_the_conditional_problem():
+    """p_k = 0 (the L_k^* problem): the own attention vanishes and the loss is 1/2 (1 + S2)."""
+    cols = Columns(z=np.array([[0.0, 0.3, -0.3]]), p=np.array([[0.0, 0.5, 0.5]]),
+                   mult=np.array([[1, 1, 1]]))
+    for method in ("enumeration", "groups", "quadrature"):
+        out = expect(cols, 4, NAMES, method)
+        assert out["attention_own"][0] == 0
+        assert out["concentration"][0] == pytest.approx(1.0, abs=1e-14)
+        assert out["loss"][0] == pytest.approx(0.5 * (1 + _s2(cols, 4)), abs=1e-13)
+
+
+def _s2(cols, N):
+    """E[Attn_1^2 + Attn_2^2] by direct enumeration of the two-feature prompt."""
+    from math import comb
+    w = np.exp(cols.z[0, 1:])
+    total = 0.0
+    for c1 in range(N + 1):
+        c = np.array([c1, N - c1])
+        a = c * w / (c @ w)
+        total += comb(N, c1) * 0.5**N * np.sum(a**2)
+    return total
+
+
+def test_auto_method_prefers_enumeration_only_for_tiny_problems():
+    small = Columns(z=np.zeros((1, 2)), p=np.full((1, 2), 0.5), mult=np.ones((1, 2), int))
+    big = Columns(z=np.zeros((1, 3)), p=np.array([[0.1, 0.5, 0.1]]), mult=np.array([[1, 1, 4]]))
+    assert choose_method(small, 10) == "enumeration"
+    assert choose_method(big, 10_000) == "quadrature"
+    assert choose_method(big, 20) == "groups"
