@@ -95,12 +95,12 @@ class Backend:
         return np.vectorize(float, otypes=[np.float64])(np.asarray(arr, dtype=object))
 
     def to_str(self, x) -> str:
-        """Decimal string with all of this precision's digits."""
+        """Decimal string with this precision's digits and three guard digits."""
         if self.digits is None:
             return repr(float(x))
         if self.library == "mpmath":
-            return mpmath.nstr(x, self.digits, strip_zeros=False)
-        return format(x, f".{self.digits}g")
+            return mpmath.nstr(x, self.digits + 3, strip_zeros=False, min_fixed=1, max_fixed=0)
+        return format(x, f".{self.digits + 3}e")
 
     # -- elementary functions -----------------------------------------------------------------
     def _apply(self, name, npfn, x):

@@ -228,58 +228,60 @@ def loss_star(config: FeaturesConfig, struct: Structure, be: Backend = F64, meth
 def _minimise_conditional(sub: Structure, N: int, free: list[int], be: Backend, method: str):
     """``min over atom logits of E_{p'}[l]`` for one column whose own feature never occurs.
 
-    Newton's method on the free atom logits (the first free atom is pinned at 0: softmax shift
-    invariance), started from the large-N optimum ``B_n = -log p'_n`` (equal ``p'_n e^{B_n}``), with
-    the Hessian from differences of the derived gradient, all points in one batch.
+    The first free atom is pinned at 0 (softmax shift invariance).  A trust-region Newton method
+    (SciPy's ``trust-exact``, robust where the loss is not convex) runs in float64 from the better
+    of two starts, uniform logits (optimal for short prompts) and the large-N optimum
+    ``B_n = -log p'_n`` (equal ``p'_n e^{B_n}``); in arbitrary precision Newton's method then polishes
+    the point.  Hessians are differences of the derived gradient, all points in one batch.
     """
+    from scipy.optimize import minimize
+
     A = sub.shape[1]
     dims = len(free) - 1
 
-    def evaluate(points):
+    def evaluate(points, backend):
         """Loss and gradient (in the free logits) at each point, one batched expectation."""
-        z = be.zeros((len(points), A))
+        z = backend.zeros((len(points), A))
         for i, x in enumerate(points):
             for a, v in zip(free[1:], x):
                 z[i, a] = v
-        cols = Columns(z=z, p=np.repeat(_to_backend(sub.atom_p, be), len(points), axis=0),
+        cols = Columns(z=z, p=np.repeat(_to_backend(sub.atom_p, backend), len(points), axis=0),
                        mult=np.repeat(sub.atom_mult, len(points), axis=0))
-        out = expect(cols, N, ("loss", "grad_off"), method, be)
+        out = expect(cols, N, ("loss", "grad_off"), method, backend)
         mult = sub.atom_mult[0, free[1:]]
         return out["loss"], out["grad_off"][:, free[1:]] * mult[None, :]
 
     if dims == 0:   # a single atom: the attention on the other features cannot be moved
-        return evaluate([[]])[0][0]
-    logp = [math.log(float(sub.atom_p[0][a])) for a in free]
-    x = be.array([logp[0] - v for v in logp[1:]])
-    digits = 16 if be.digits is None else be.digits
-    h = be.scalar(10) ** -(digits // 2)
-    eye = np.eye(dims, dtype=int)
-    tol = 10.0 ** (-digits / 2)
+        return evaluate([[]], be)[0][0]
 
-    def hessian(x, gx):
-        """Forward differences of the gradient, symmetrised (error O(h): Newton stays fast)."""
-        g = evaluate([x + h * e for e in eye])[1]
-        H = (g - gx[None, :]).T / h
+    def hessian(x, backend, h, central=True):
+        """Differences of the gradient (central, or forward from ``x``), symmetrised."""
+        eye = np.eye(dims, dtype=int)
+        points = [x + h * e for e in eye] + ([x - h * e for e in eye] if central else [x])
+        g = evaluate(points, backend)[1]
+        H = (g[:dims] - g[dims:]).T / ((2 if central else 1) * h)   # forward: g[dims:] is g(x)
         return (H + H.T) / 2
 
-    # Newton with the Hessian kept while the steps shrink fast (a chord method), refreshed when
-    # they do not; backtracking keeps every step a descent step.
-    f, g = evaluate([x])
-    H, last = hessian(x, g[0]), math.inf
-    for _ in range(200):
-        step = be.array(np.linalg.solve(H, g[0])) if not be.is_mp else np.array(_solve(H, g[0]))
-        for _ in range(60):
-            f_new, g_new = evaluate([x - step])
-            if f_new[0] <= f[0]:
-                break
-            step = step / 2
-        size = max(abs(float(v)) for v in step)
-        x, f, g = x - step, f_new, g_new
-        if size < tol:
+    logp = np.log([float(sub.atom_p[0][a]) for a in free])
+    starts = [np.zeros(dims), logp[0] - logp[1:]]
+    f0, _ = evaluate(starts, F64)
+    x0 = starts[int(np.argmin(f0))]
+    res = minimize(lambda x: evaluate([x], F64)[0][0], x0, method="trust-exact",
+                   jac=lambda x: evaluate([x], F64)[1][0],
+                   hess=lambda x: hessian(x, F64, 1e-6, central=False),
+                   options={"gtol": 1e-12, "maxiter": 200})
+    if not be.is_mp:
+        return min(res.fun, f0.min())
+    # Newton polish at the working precision (quadratic convergence from a float64 minimum).
+    x = be.array(res.x)
+    h = be.scalar(10) ** -(be.digits // 3 + 1)
+    f, g = evaluate([x], be)
+    for _ in range(8):
+        step = _solve(hessian(x, be, h), g[0])
+        f_new, g_new = evaluate([x - np.array(step)], be)
+        if not f_new[0] < f[0]:
             break
-        if size > last / 8:
-            H = hessian(x, g[0])
-        last = size
+        x, f, g = x - np.array(step), f_new, g_new
     return f[0]
 
 
@@ -322,6 +324,7 @@ class Trajectory:
     loss_star: np.ndarray
     log10_loss_star: np.ndarray
     exact: dict | None = field(default=None, repr=False)
+    backend: Backend = field(default=F64, repr=False, compare=False)
 
     ARRAYS = ("logits", "loss", "attention", "concentration", "loss_star")
 
@@ -339,8 +342,10 @@ class Trajectory:
             out[name] = getattr(self, name).tolist()
         out["log10_loss_star"] = self.log10_loss_star.tolist()
         if self.exact is not None:
-            out["exact"] = {name: np.vectorize(str, otypes=[object])(arr).tolist()
-                            for name, arr in self.exact.items()}
+            to_str = np.vectorize(self.backend.to_str, otypes=[object])
+            with self.backend.context():
+                out["exact"] = {name: to_str(arr).tolist() if arr.size else []
+                                for name, arr in self.exact.items()}
         return out
 
     def save(self, path: str) -> None:
@@ -370,7 +375,7 @@ class Trajectory:
                          for name, v in data["exact"].items()}
         return cls(config=data["config"], t=list(data["t"]),
                    log10_loss_star=np.array(data["log10_loss_star"], dtype=float), exact=exact,
-                   **arrays)
+                   backend=backend if exact is not None else F64, **arrays)
 
 
 # ---------------------------------------------------------------------------------------------
@@ -466,4 +471,4 @@ def _trajectory(config, struct, recorded, records, lstar, log_lstar, be, method,
     cfg = config.to_dict() | {"steps": steps, "every": every, "method": method,
                               "precision": be.digits, "number_type": be.name}
     return Trajectory(config=cfg, t=recorded, log10_loss_star=np.asarray(log_lstar)[per_k],
-                      exact=exact, **arrays)
+                      exact=exact, backend=be, **arrays)
