@@ -167,10 +167,13 @@ def _quadrature(cols: Columns, N: int, names, be: Backend):
     w = be.exp(z)                                  # padding atoms have p = 0: no contribution
     sigma = 1 / (N * (pmult * w).sum(axis=1))      # (C,)
     s = sigma[:, None] * t[None, :]                # (C, T)
-    em1 = be.expm1(-(s[:, None, :] * w[:, :, None]))
-    b = p[:, :, None] * (em1 + 1)                  # b_a = p_a e^{-s w_a}, (C, A, T)
-    phim1 = (pmult[:, :, None] * em1).sum(axis=1)  # phi - 1, accurate near s = 0
-    M = _phi_powers(phim1, N, sorted(J for J in needed if isinstance(J, int)), be)
+    sw = -(s[:, None, :] * w[:, :, None])
+    b = p[:, :, None] * be.exp(sw)                 # b_a = p_a e^{-s w_a}, (C, A, T)
+    phim1 = (pmult[:, :, None] * be.expm1(sw)).sum(axis=1)   # phi - 1, accurate near s = 0
+    phi = (mult[:, :, None] * b).sum(axis=1)       # phi itself, accurate (and >= 0) far out
+    near = be.to_float(phim1) > -0.5 if be.is_mp else phim1 > -0.5
+    logphi = np.where(near, be.log1p(np.where(near, phim1, 0)), be.log(np.where(near, 1, phi)))
+    M = _phi_powers(logphi, phi, N, sorted(J for J in needed if isinstance(J, int)), be)
     # b^j w^e, and the aggregates over O = every atom but the query's own (atom 0)
     multO = mult * (np.arange(mult.shape[1]) > 0)[None, :]
     powers, G_own = {}, {}
@@ -197,20 +200,24 @@ def _quadrature(cols: Columns, N: int, names, be: Backend):
     return out
 
 
-def _phi_powers(phim1, N: int, Js, be: Backend) -> dict:
-    """``M_J = (N)_J phi^(N-J)`` for ``J`` in ``Js``: one power ``phi^(N-J_top)``, then products."""
+def _phi_powers(logphi, phi, N: int, Js, be: Backend) -> dict:
+    """``M_J = (N)_J phi^(N-J)`` for ``J`` in ``Js``: one power ``phi^(N-J_top)``, then products.
+
+    ``log phi`` comes from ``log1p(phi - 1)`` near ``s = 0`` (where ``phi^N`` needs ``phi - 1`` to
+    full relative precision) and from ``log(sum_m p_m e^{-s w_m})`` far out (where ``phi - 1`` would
+    approach ``-sum p``, which rounding can push below -1).
+    """
     if not Js:
         return {}
     top = min(max(Js), N)
-    base = be.exp((N - top) * be.log1p(phim1)) if N > top else phim1 * 0 + 1
-    phi = phim1 + 1
-    out, power = {}, base
+    power = be.exp((N - top) * logphi) if N > top else phi * 0 + 1
+    out = {}
     for J in range(top, -1, -1):
         if J in Js:
             out[J] = _falling(N, J) * power
         power = power * phi
     for J in Js:
-        out.setdefault(J, phim1 * 0)      # (N)_J = 0 for J > N
+        out.setdefault(J, phi * 0)      # (N)_J = 0 for J > N
     return out
 
 
