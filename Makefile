@@ -19,7 +19,8 @@ $(STAMP): $(BIN)/python pyproject.toml
 check: $(STAMP)
 	mkdir -p $(REPORT)
 	$(BIN)/icl-verify simulate features --K 10 --N 1000 --p imbalanced:0.5 --eta 2 \
-	    --steps 3000 --every 100 --out $(REPORT)/features-default.json | tee $(REPORT)/check.txt
+	    --steps 3000 --every 100 --out $(REPORT)/features-default.json > $(REPORT)/check.txt
+	cat $(REPORT)/check.txt
 
 test: $(STAMP)
 	$(BIN)/python -m pytest
