@@ -26,7 +26,7 @@ from .errors import ConfigError, SimulationError
 from .prompts import METHODS, Columns, choose_method, expect
 
 __all__ = ["FeaturesConfig", "parse_p", "Structure", "structure", "loss_star", "simulate",
-           "Trajectory", "OBSERVABLES"]
+           "Snapshot", "Trajectory", "OBSERVABLES"]
 
 OBSERVABLES = ("loss", "concentration", "attention_own", "attention_off")
 P_TOLERANCE = 1e-9
@@ -382,12 +382,31 @@ class Trajectory:
 # simulation
 
 
+@dataclass(frozen=True)
+class Snapshot:
+    """The state at GD step ``t`` as float64 ``(K, K)`` / ``(K,)`` arrays, for event detection.
+
+    ``logits[n, k]``, ``attention[n, k]``, ``loss[k]``, ``loss_star[k]``, ``concentration[k]``;
+    ``delta[n, k] = Z(t+1) - Z(t)`` (None at the last step).
+    """
+
+    t: int
+    logits: np.ndarray
+    loss: np.ndarray
+    loss_star: np.ndarray
+    attention: np.ndarray
+    concentration: np.ndarray
+    delta: np.ndarray | None
+
+
 def simulate(config: FeaturesConfig, steps: int, every: int = 1, backend: Backend = F64,
              method: str = "auto", grouped: bool = True, progress: bool = False,
-             samples: int = 20_000, seed: int = 0) -> Trajectory:
+             samples: int = 20_000, seed: int = 0, observe=None) -> Trajectory:
     """Run ``steps`` GD steps from ``Q = 0`` and record every ``every``-th step (and the last).
 
-    Raises :class:`SimulationError` naming the step when NaN or overflow appears.
+    ``observe(snapshot) -> bool``, when given, sees every step (events are located at the exact
+    step); returning True stops the run there, and that step is recorded last.  Raises
+    :class:`SimulationError` naming the step when NaN or overflow appears.
     """
     steps = _whole(steps, "steps")
     every = _whole(every, "every")
@@ -410,12 +429,15 @@ def simulate(config: FeaturesConfig, steps: int, every: int = 1, backend: Backen
         kw = {"samples": samples, "seed": seed}
         lstar, log_lstar = loss_star(config, struct, be, "quadrature" if method == "montecarlo"
                                      else method)
+        lstar_k = be.to_float(np.asarray(lstar))[struct.col_class]
         records = {name: [] for name in ("z",) + OBSERVABLES}
         recorded = []
         bar = _progress(steps, progress)
         for t in range(steps + 1):
             record = t % every == 0 or t == steps
-            names = (("grad_own", "grad_off") if t < steps else ()) + (OBSERVABLES if record else ())
+            observed = record or observe is not None
+            names = (("grad_own", "grad_off") if t < steps else ()) + \
+                (OBSERVABLES if observed else ())
             if not names:
                 continue
             try:
@@ -425,21 +447,37 @@ def simulate(config: FeaturesConfig, steps: int, every: int = 1, backend: Backen
             for name in names:
                 if not be.isfinite(out[name]):
                     raise SimulationError(t, f"{name} is not finite (NaN or overflow)")
-            if record:
+            step = None
+            if t < steps:
+                grad = out["grad_off"].copy()
+                grad[:, 0] = out["grad_own"]
+                step = -rate * grad
+            stop = observe is not None and observe(_snapshot(t, z, step, out, lstar_k, struct, be))
+            if record or stop:
                 recorded.append(t)
                 records["z"].append(z)
                 for name in OBSERVABLES:
                     records[name].append(out[name])
-            if t < steps:
-                grad = out["grad_off"].copy()
-                grad[:, 0] = out["grad_own"]
-                z = z - rate * grad
+            if stop:
+                break
+            if step is not None:
+                z = z + step
                 if not be.isfinite(z):
                     raise SimulationError(t + 1, "logits are not finite (NaN or overflow)")
                 bar.update(1)
         bar.close()
     return _trajectory(config, struct, recorded, records, lstar, log_lstar, be, method,
                        steps, every)
+
+
+def _snapshot(t, z, step, out, lstar_k, struct: Structure, be: Backend) -> Snapshot:
+    f = be.to_float if be.is_mp else np.asarray
+    attention = out["attention_off"].copy()
+    attention[:, 0] = out["attention_own"]
+    return Snapshot(t=t, logits=struct.expand(f(z)), loss=f(out["loss"])[struct.col_class],
+                    loss_star=lstar_k, attention=struct.expand(f(attention)),
+                    concentration=f(out["concentration"])[struct.col_class],
+                    delta=None if step is None else struct.expand(f(step)))
 
 
 def _progress(total: int, enabled: bool):
