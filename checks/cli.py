@@ -3,6 +3,9 @@
     icl-verify derive features [--format text|latex|both]
     icl-verify simulate features --K K --N N --p P --eta ETA --steps T [--every R]
                                  [--precision DIGITS] [--method M] --out FILE
+    icl-verify list
+    icl-verify check [CLAIM ...] [--profile quick|thorough] [--json FILE] [--report DIR]
+    icl-verify bound QUANTITY --bound EXPR [--examples N] [--json FILE]
 
 A user mistake prints one line ``icl-verify: error: ...`` and exits 2; a run that meets NaN or
 overflow prints the step and exits 1.  Nothing is written unless the run succeeds.
@@ -57,6 +60,26 @@ def _parser() -> argparse.ArgumentParser:
                      help="simulate every column and feature separately (no symmetry reduction)")
     sim.add_argument("--out", required=True, help="output JSON file")
     sim.add_argument("--quiet", action="store_true", help="no progress bar, no summary")
+
+    sub.add_parser("list", help="list the claims and the measurable quantities")
+
+    check = sub.add_parser("check", help="verdicts for claims (default: all)")
+    check.add_argument("claims", nargs="*", help="claim ids (see icl-verify list)")
+    check.add_argument("--profile", choices=["quick", "thorough"], default="quick")
+    check.add_argument("--json", help="write the verdicts as JSON")
+    check.add_argument("--report", help="write report.md and figures into this folder")
+    check.add_argument("--executor", default=None,
+                       help="process (default), serial, or dask:ADDRESS for the sweeps")
+
+    bound = sub.add_parser("bound", help="verdict for a user-supplied bound on a quantity")
+    bound.add_argument("quantity")
+    bound.add_argument("--bound", required=True,
+                       help="SymPy expression in K, N, eta, epsilon, p1")
+    bound.add_argument("--examples", default=None, help="Hypothesis examples for the search")
+    bound.add_argument("--profile", choices=["quick", "thorough"], default="quick")
+    bound.add_argument("--json", help="write the verdict as JSON")
+    bound.add_argument("--executor", default=None,
+                       help="process (default), serial, or dask:ADDRESS for the sweeps")
     return parser
 
 
@@ -117,6 +140,114 @@ def _summary(traj, elapsed: float, out: str) -> str:
     return "\n".join(lines)
 
 
+def _list(args) -> int:
+    from checks.features import CLAIMS, QUANTITIES, known_quantities
+    print("claims:")
+    for c in CLAIMS.values():
+        print(f"  {c.id:<6} [{c.source}] {c.quantity} <= {'C*' if c.kind == 'O' else ''}"
+              f"({c.bound})")
+        print(f"         {c.statement}")
+    print("quantities:")
+    for name in known_quantities():
+        q = QUANTITIES.get(name)
+        print(f"  {name:<40} {q.description if q else 'composite (several events of one run)'}")
+    return 0
+
+
+def _write_json(path, data) -> None:
+    import json
+    _check_out(path)
+    tmp = path + ".tmp"
+    with open(tmp, "w") as fh:
+        json.dump(data, fh, indent=1, default=float)
+    os.replace(tmp, path)
+
+
+def _bar(total, enabled):
+    from tqdm import tqdm
+    return tqdm(total=total, disable=not enabled, unit="run", leave=False)
+
+
+def _print_verdict(v) -> None:
+    const = "" if v.constant is None else f" constant={v.constant:.3g}"
+    print(f"{v.claim_id or v.quantity}: {v.verdict}{const} - {v.reason}")
+    if v.worst:
+        print(f"    worst: {v.worst}")
+    if v.counterexample:
+        print(f"    minimal counterexample: {v.counterexample['params']} "
+              f"(measured {v.counterexample['measured']:g}, bound {v.counterexample['bound']:g})")
+
+
+def _check(args) -> int:
+    from checks.executor import make_executor
+    from checks.features import CLAIMS
+    from checks.verdict import check_bound
+
+    unknown = [c for c in args.claims if c not in CLAIMS]
+    if unknown:
+        raise UserError(f"unknown claim {unknown[0]}; known: {', '.join(CLAIMS)}")
+    for path in (args.json,):
+        if path:
+            _check_out(path)
+    ids = args.claims or list(CLAIMS)
+    verdicts = []
+    show = sys.stderr.isatty()
+    with _executor(args.executor) as ex:
+        for cid in ids:
+            c = CLAIMS[cid]
+            bar = _bar(None, show)
+            bar.set_description(cid)
+            v = check_bound(c.quantity, c.bound, c.region, args.profile, c.kind, executor=ex,
+                            progress=bar.update)
+            bar.close()
+            v.claim_id = cid
+            verdicts.append(v)
+            _print_verdict(v)
+    if args.json:
+        _write_json(args.json, [v.to_json() for v in verdicts])
+    if args.report:
+        from checks.report import mean_field_predictions, write_report
+        os.makedirs(args.report, exist_ok=True)
+        path = write_report(verdicts, args.report, mean_field_predictions(
+            Ks=(4, 8, 16) if args.profile == "quick" else (4, 8, 16, 32),
+            Ns=(100, 1000, 10000)))
+        print(f"wrote {path}")
+    return 0
+
+
+def _executor(spec):
+    from checks.executor import make_executor
+    try:
+        return make_executor(spec)
+    except ValueError as exc:
+        raise UserError(str(exc)) from None
+
+
+def _bound(args) -> int:
+    from checks.bounds import parse_bound
+    from checks.features import known_quantities
+    from checks.verdict import check_bound
+    from numerics.features import _whole
+
+    if args.quantity not in known_quantities():
+        raise UserError(f"unknown quantity {args.quantity}; see icl-verify list")
+    parse_bound(args.bound)
+    examples = None if args.examples is None else _whole(args.examples, "examples")
+    if examples is not None and examples < 1:
+        raise UserError(f"examples must be at least 1, got {examples}")
+    if args.json:
+        _check_out(args.json)
+    bar = _bar(None, sys.stderr.isatty())
+    with _executor(args.executor) as ex:
+        v = check_bound(args.quantity, args.bound, profile=args.profile, examples=examples,
+                        executor=ex, progress=bar.update)
+    bar.close()
+    _print_verdict(v)
+    if args.json:
+        _write_json(args.json, v.to_json())
+    return 0
+
+
 def _derive(args) -> int:
     from checks.derivation import render
     print(render(args.setting, args.format))
@@ -124,6 +255,7 @@ def _derive(args) -> int:
 
 
 def main(argv=None) -> int:
+    from checks.bounds import BoundError
     from numerics.errors import ConfigError, SimulationError
 
     try:
@@ -132,7 +264,13 @@ def main(argv=None) -> int:
             return _simulate(args)
         if args.command == "derive":
             return _derive(args)
-    except (UserError, ConfigError) as exc:
+        if args.command == "list":
+            return _list(args)
+        if args.command == "check":
+            return _check(args)
+        if args.command == "bound":
+            return _bound(args)
+    except (UserError, ConfigError, BoundError) as exc:
         print(f"{PROG}: error: {exc}", file=sys.stderr)
         return 2
     except SimulationError as exc:

@@ -43,6 +43,9 @@ __all__ = [
     "direct",
     "update_rules",
     "MAX_DEGREE",
+    "mean_field_rate",
+    "mean_field_time",
+    "mean_field_loss",
 ]
 
 #: Roles named in the reduced expressions: ``k`` the query's own feature, ``n`` an off-target one.
@@ -311,3 +314,56 @@ def update_rules() -> dict[str, sp.Expr]:
         "B_kn(t+1)": B - eta * pk * E(attention_form("grad_off")),
         "sum_n dl_k/dZ[n,k]": conservation(),
     }
+
+
+# ---------------------------------------------------------------------------------------------
+# Mean-field limit (N -> inf, counts c_n ~ N p_n): spec section 4
+
+
+@lru_cache(maxsize=None)
+def mean_field_rate(kind: str) -> tuple[sp.Expr, sp.Expr]:
+    """``(du/dt, u(0))`` of the query's attention ``u = Attn_k`` in the mean-field limit.
+
+    ``kind`` is ``"balanced"`` (``p_k = 1/K``) or ``"dominant"`` (feature 1 of the imbalanced
+    family, ``p_1``; the other K - 1 features share ``1 - p_1`` equally).  Derived from the derived
+    gradient: with the others symmetric and ``A_k + (K-1) B = 0`` (conservation),
+    ``u = p_k e^A / (p_k e^A + (1 - p_k) e^B)``, ``S_2 = u^2 + (1-u)^2/(K-1)``,
+    ``dA/dt = -eta p_k dl_k/dA_k``, ``du/dt = (du/dA) dA/dt``.
+    """
+    K, eta, p1, A, u = sp.symbols("K eta p_1 A u", positive=True)
+    pk = 1 / K if kind == "balanced" else p1
+    B = -A / (K - 1)
+    attn = pk * sp.exp(A) / (pk * sp.exp(A) + (1 - pk) * sp.exp(B))
+    ak = sp.Symbol("Attn_k", real=True)
+    S2 = sp.Symbol("S2", real=True)
+    grad = attention_form("grad_own").subs({ak: u, S2: u**2 + (1 - u) ** 2 / (K - 1)})
+    dA = -eta * pk * grad
+    # du/dA = u (1 - u) * (logistic slope), the slope free of A
+    slope = sp.simplify(sp.diff(attn, A) / (attn * (1 - attn)))
+    assert A not in slope.free_symbols
+    rate = sp.factor(slope * u * (1 - u) * dA)
+    return rate, sp.sympify(pk)
+
+
+@lru_cache(maxsize=None)
+def mean_field_time(kind: str) -> sp.Expr:
+    """Closed-form time ``t(u)`` for the mean-field attention to grow from ``u(0)`` to ``u``.
+
+    ``int dv / rate(v)`` by partial fractions; ``log(v - 1)`` is taken as ``log(1 - v)`` (they differ
+    by a constant, which cancels between the two ends, and ``0 < v < 1``).
+    """
+    u, v = sp.symbols("u v", positive=True)
+    rate, u0 = mean_field_rate(kind)
+    antideriv = sp.integrate(sp.apart(1 / rate.subs(u, v), v), v)
+    antideriv = antideriv.replace(sp.log, lambda arg: sp.log(sp.expand(-arg))
+                                  if sp.expand(arg).could_extract_minus_sign() or
+                                  sp.expand(arg) == v - 1 else sp.log(arg))
+    return sp.simplify(antideriv.subs(v, u) - antideriv.subs(v, u0))
+
+
+def mean_field_loss(kind: str) -> sp.Expr:
+    """Mean-field ``L_k`` as a function of ``u``: ``K (1-u)^2 / (2 (K-1))`` (others symmetric)."""
+    u, K = sp.symbols("u K", positive=True)
+    S2 = sp.Symbol("S2", real=True)
+    ak = sp.Symbol("Attn_k", real=True)
+    return sp.factor(attention_form("loss").subs({ak: u, S2: u**2 + (1 - u) ** 2 / (K - 1)}))

@@ -1,0 +1,52 @@
+"""Executors for sweeps: local processes by default, a Dask cluster on request.
+
+``make_executor(None)`` gives a :class:`concurrent.futures.ProcessPoolExecutor`;
+``make_executor("dask:ADDRESS")`` the ``concurrent.futures`` executor of a ``dask.distributed``
+client connected to ADDRESS (``tcp://host:8786``); ``"serial"`` runs in this process.
+"""
+from __future__ import annotations
+
+import concurrent.futures as cf
+import contextlib
+import os
+
+__all__ = ["make_executor", "SerialExecutor"]
+
+
+class SerialExecutor(cf.Executor):
+    """Runs every task at once in this process (for debugging and tiny sweeps)."""
+
+    def submit(self, fn, /, *args, **kwargs):
+        future = cf.Future()
+        try:
+            future.set_result(fn(*args, **kwargs))
+        except BaseException as exc:  # delivered through the future, as executors do
+            future.set_exception(exc)
+        return future
+
+
+@contextlib.contextmanager
+def make_executor(spec: str | None = None, workers: int | None = None):
+    """Context manager yielding the executor named by ``spec``."""
+    if spec in (None, "", "process", "processes"):
+        with cf.ProcessPoolExecutor(max_workers=workers or min(2, os.cpu_count() or 1)) as ex:
+            yield ex
+    elif spec == "serial":
+        yield SerialExecutor()
+    elif spec.startswith("dask:"):
+        try:
+            from distributed import Client
+        except ImportError:
+            raise ValueError("--executor dask:ADDRESS needs the 'distributed' package "
+                             "(pip install 'icl-verifier[dask]')") from None
+        address = spec.split(":", 1)[1]
+        if not address:
+            raise ValueError("--executor dask:ADDRESS needs an address, e.g. dask:tcp://host:8786")
+        try:
+            client = Client(address, timeout=10)
+        except OSError as exc:
+            raise ValueError(f"cannot reach the Dask scheduler at {address} ({exc})") from None
+        with client:
+            yield client.get_executor()
+    else:
+        raise ValueError(f"unknown executor {spec!r}; use process, serial or dask:ADDRESS")

@@ -1,0 +1,232 @@
+"""Verdicts: does ``measured <= C * bound`` hold on a region, with what constant, where is it weakest?
+
+Two probes, then a decision:
+
+1. **Search.** Hypothesis draws configurations in the region and ``hypothesis.target`` steers it
+   toward the largest ``log(measured / bound)``.  For an explicit inequality (``kind == "le"``) the
+   probe asserts ``measured <= bound`` and Hypothesis shrinks a failure to a minimal counterexample.
+2. **Sweep.** Each scaling variable (K, 1/epsilon, 1/eta) is varied geometrically with the others at
+   the centre of the region; the exponent of ``measured / bound`` in it is the slope of a log-log
+   least-squares fit over the larger half of the sweep (an O(.) claim is about large K, 1/eps,
+   1/eta), with a 95% confidence interval (Student t); the whole-range slope is reported too.  Sweep points run on a
+   :class:`concurrent.futures.Executor` (see :mod:`checks.executor`).
+
+``refuted``: some exponent is positive beyond its confidence interval (the ratio grows), or an explicit
+inequality fails.  ``consistent``: every exponent is at most :data:`GROWTH` within its interval; the
+constant is the largest ratio met, at the worst configuration.  ``inconclusive`` otherwise, with why.
+"""
+from __future__ import annotations
+
+import math
+from dataclasses import asdict, dataclass, field
+
+import numpy as np
+from hypothesis import HealthCheck, Phase, given, settings, target
+from hypothesis import strategies as st
+
+from .bounds import evaluate_bound, parse_bound
+from .features import NotReached, Region, measure_any
+
+__all__ = ["Verdict", "fit_exponent", "check_bound", "PROFILES", "GROWTH"]
+
+#: An exponent above this, beyond its confidence interval, is growth.
+GROWTH = 0.1
+PROFILES = {
+    "quick": {"examples": 6, "points": 7, "max_steps": 30_000},
+    "thorough": {"examples": 40, "points": 11, "max_steps": 200_000},
+}
+_SWEEP_VARIABLES = {"K": "K", "epsilon": "1/epsilon", "eta": "1/eta"}
+
+
+@dataclass
+class Verdict:
+    """The outcome of checking one bound on one quantity."""
+
+    quantity: str
+    bound: str
+    verdict: str                      # consistent | refuted | inconclusive
+    constant: float | None            # smallest C with measured <= C * bound on what was seen
+    worst: dict | None                # configuration where measured / bound is largest
+    exponents: dict = field(default_factory=dict)   # variable -> {slope, low, high, points}
+    reason: str = ""
+    counterexample: dict | None = None
+    evaluations: list = field(default_factory=list)
+    claim_id: str = ""
+
+    def to_json(self) -> dict:
+        return asdict(self)
+
+
+def fit_exponent(x, y, confidence: float = 0.95) -> dict:
+    """Slope of ``log y`` against ``log x`` by least squares, with a Student-t interval."""
+    from scipy import stats
+
+    lx, ly = np.log(np.asarray(x, float)), np.log(np.asarray(y, float))
+    if len(lx) < 3 or np.ptp(lx) == 0:
+        raise ValueError("a fit needs at least three distinct points")
+    res = stats.linregress(lx, ly)
+    stderr = 0.0 if not np.isfinite(res.stderr) else res.stderr    # an exact line
+    half = stats.t.ppf(0.5 + confidence / 2, len(lx) - 2) * stderr
+    return {"slope": float(res.slope), "low": float(res.slope - half),
+            "high": float(res.slope + half), "intercept": float(res.intercept),
+            "points": [[float(a), float(b)] for a, b in zip(x, y)]}
+
+
+def _evaluate(quantity, bound_expr, params, max_steps):
+    """``(measured, bound)``; measured is None when the event was not reached."""
+    b = evaluate_bound(bound_expr, params)
+    try:
+        m = float(measure_any(quantity, params, max_steps))
+    except NotReached:
+        m = None
+    return m, b
+
+
+def _task(args):
+    quantity, bound, params, max_steps = args
+    return _evaluate(quantity, parse_bound(bound), params, max_steps)
+
+
+def _configurations(region: Region):
+    @st.composite
+    def draw(draw_):
+        K = draw_(st.integers(*region.K))
+        return {"K": K, "N": region.n_of(K),
+                "epsilon": math.exp(draw_(st.floats(*map(math.log, region.epsilon)))),
+                "eta": math.exp(draw_(st.floats(*map(math.log, region.eta)))),
+                "p1": draw_(st.floats(*region.p1))}
+    return draw()
+
+
+def _sweep_points(region: Region, var: str, points: int) -> list[dict]:
+    base = region.base()
+    lo, hi = getattr(region, var)
+    values = np.geomspace(lo, hi, points)
+    out = []
+    for v in values:
+        params = dict(base)
+        if var == "K":
+            params["K"] = int(round(v))
+            params["N"] = region.n_of(params["K"])
+        else:
+            params[var] = float(v)
+        if params not in out:
+            out.append(params)
+    return out
+
+
+def check_bound(quantity: str, bound: str, region: Region | None = None, profile: str = "quick",
+                kind: str = "O", examples: int | None = None, executor=None,
+                progress=None) -> Verdict:
+    """Check ``quantity <= C * bound`` (``kind "O"``) or ``quantity <= bound`` (``"le"``)."""
+    region = region or Region()
+    opts = dict(PROFILES[profile])
+    if examples is not None:
+        opts["examples"] = examples
+    expr = parse_bound(bound)
+    evaluations = []
+
+    def record(params, m, b, where):
+        ratio = None if m is None else (m / b if kind == "O" else m - b)
+        evaluations.append({"params": params, "measured": m, "bound": b, "ratio": ratio,
+                            "probe": where})
+        if progress:
+            progress()
+        return ratio
+
+    # 1. search, steered toward the worst case
+    failing = []
+
+    @settings(max_examples=opts["examples"], derandomize=True, database=None, deadline=None,
+              phases=[Phase.generate, Phase.target] + ([Phase.shrink] if kind == "le" else []),
+              suppress_health_check=list(HealthCheck), report_multiple_bugs=False)
+    @given(_configurations(region))
+    def probe(params):
+        m, b = _evaluate(quantity, expr, params, opts["max_steps"])
+        ratio = record(params, m, b, "search")
+        if ratio is None:
+            return
+        if kind == "O":
+            target(math.log(max(ratio, 1e-300)), label="log(measured/bound)")
+        else:
+            target(ratio, label="measured - bound")
+            if m > b:
+                failing.append(evaluations[-1])
+                raise AssertionError("inequality fails")
+
+    try:
+        probe()
+    except AssertionError:
+        pass
+
+    # 2. sweeps of the scaling variables
+    exponents = {}
+    if kind == "O":
+        tasks = {}
+        for var in region.sweep:
+            pts = _sweep_points(region, var, opts["points"])
+            if len(pts) >= 3:
+                tasks[var] = pts
+        flat = [(var, p) for var, pts in tasks.items() for p in pts]
+        mapper = executor.map if executor is not None else map
+        results = list(mapper(_task, [(quantity, bound, p, opts["max_steps"]) for _, p in flat]))
+        by_var: dict[str, list] = {}
+        for (var, params), (m, b) in zip(flat, results):
+            ratio = record(params, m, b, f"sweep {var}")
+            if ratio is not None and ratio > 0:
+                x = params[var] if var == "K" else 1 / params[var]
+                by_var.setdefault(var, []).append((x, ratio))
+        for var, xy in by_var.items():
+            xy = sorted(xy)
+            tail = xy[len(xy) // 2 - 1:] if len(xy) >= 6 else xy     # the larger half, >= 4
+            if len({x for x, _ in tail}) >= 3:
+                fit = fit_exponent([x for x, _ in tail], [r for _, r in tail])
+                whole = fit_exponent([x for x, _ in xy], [r for _, r in xy])
+                fit.update(variable=_SWEEP_VARIABLES[var], whole_range_slope=whole["slope"],
+                           points=whole["points"])
+                exponents[var] = fit
+    return _decide(quantity, bound, kind, evaluations, exponents, failing)
+
+
+def _decide(quantity, bound, kind, evaluations, exponents, failing) -> Verdict:
+    reached = [e for e in evaluations if e["ratio"] is not None]
+    missing = [e for e in evaluations if e["ratio"] is None]
+    worst = max(reached, key=lambda e: e["ratio"]) if reached else None
+    common = dict(quantity=quantity, bound=bound, evaluations=evaluations,
+                  worst=worst["params"] if worst else None, exponents=exponents)
+    if kind == "le":
+        if failing:
+            return Verdict(verdict="refuted", constant=None, counterexample=failing[-1], **common,
+                           reason=f"measured {failing[-1]['measured']:g} > bound "
+                                  f"{failing[-1]['bound']:g} at the minimal counterexample")
+        if missing:
+            return Verdict(verdict="inconclusive", constant=None, **common,
+                           reason=f"{len(missing)} configurations did not reach the events")
+        return Verdict(verdict="consistent", constant=None, **common,
+                       reason=f"no counterexample in {len(reached)} configurations; "
+                              f"largest measured - bound = {worst['ratio']:g}")
+    growing = [v for v, f in exponents.items() if f["low"] > GROWTH]
+    if growing:
+        names = ", ".join(f"{exponents[v]['variable']} (exponent {exponents[v]['slope']:.2f}, 95% CI "
+                          f"[{exponents[v]['low']:.2f}, {exponents[v]['high']:.2f}])"
+                          for v in growing)
+        return Verdict(verdict="refuted", constant=None, **common,
+                       reason=f"measured/bound grows with {names}")
+    if missing:
+        return Verdict(verdict="inconclusive", constant=worst["ratio"] if worst else None, **common,
+                       reason=f"{len(missing)} configurations did not reach the event within "
+                              "the step budget")
+    unsure = [v for v, f in exponents.items() if f["high"] > GROWTH]
+    if unsure:
+        names = ", ".join(f"{exponents[v]['variable']} (exponent {exponents[v]['slope']:.2f}, 95% CI "
+                          f"[{exponents[v]['low']:.2f}, {exponents[v]['high']:.2f}])"
+                          for v in unsure)
+        return Verdict(verdict="inconclusive", constant=worst["ratio"], **common,
+                       reason=f"growth cannot be excluded in {names}; widen the region or use "
+                              "--profile thorough")
+    if not exponents:
+        return Verdict(verdict="inconclusive", constant=worst["ratio"] if worst else None,
+                       **common, reason="no sweep could be fitted")
+    return Verdict(verdict="consistent", constant=worst["ratio"], **common,
+                   reason="measured/bound does not grow in "
+                          + ", ".join(f["variable"] for f in exponents.values()))
