@@ -18,8 +18,8 @@ $(STAMP): $(BIN)/python pyproject.toml
 
 check: $(STAMP)
 	mkdir -p $(REPORT)
-	$(BIN)/icl-verify simulate features --K 10 --N 1000 --p imbalanced:0.5 --eta 2 \
-	    --steps 3000 --every 100 --out $(REPORT)/features-default.json > $(REPORT)/check.txt
+	$(BIN)/icl-verify check --profile quick --report $(REPORT) --json $(REPORT)/verdicts.json \
+	    > $(REPORT)/check.txt
 	cat $(REPORT)/check.txt
 
 test: $(STAMP)

@@ -141,6 +141,12 @@ def write_report(verdicts, out_dir: str, predictions=None) -> str:
              "Sources: *paper* = stated in the seeds (abstract, talk slides); *derived* = our "
              "derivation; *reconstructed* = our reading of the paper. The paper's full text was "
              "not available.", "",
+             "An O(.) claim is *consistent* when measured/bound does not grow in K, 1/eps, 1/eta "
+             "(log-log slope over the larger half of each sweep, 95% interval below 0.1; a bound "
+             "with several terms is tested with its terms reweighted by non-negative least "
+             "squares, the same O(.) claim); *refuted* when the slope is above 0.1 beyond its "
+             "interval; the constant is the largest measured/bound met. Exact inequalities are "
+             "checked by Hypothesis and shrunk to a minimal counterexample.", "",
              "| claim | source | verdict | constant | exponents (tail slope, 95% CI) | reason |",
              "| --- | --- | --- | --- | --- | --- |"]
     for v in verdicts:
@@ -159,6 +165,8 @@ def write_report(verdicts, out_dir: str, predictions=None) -> str:
                   f"- worst configuration: `{v.worst}`"]
         if v.counterexample:
             lines.append(f"- minimal counterexample: `{v.counterexample}`")
+        if v.term_weights:
+            lines.append(f"- growth test against the bound's terms with weights `{v.term_weights}`")
         if v.claim_id in ratio_files:
             lines += ["", f"![{c.id}]({ratio_files[v.claim_id]})"]
         lines.append("")

@@ -8,7 +8,10 @@ Two probes, then a decision:
 2. **Sweep.** Each scaling variable (K, 1/epsilon, 1/eta) is varied geometrically with the others at
    the centre of the region; the exponent of ``measured / bound`` in it is the slope of a log-log
    least-squares fit over the larger half of the sweep (an O(.) claim is about large K, 1/eps,
-   1/eta), with a 95% confidence interval (Student t); the whole-range slope is reported too.  Sweep points run on a
+   1/eta), with a 95% confidence interval (Student t); the whole-range slope is reported too.
+   A bound with several additive terms is tested with its terms reweighted by non-negative least
+   squares on the measurements (:func:`_term_weights`): the same O(.) claim, without the drift of
+   the plain ratio where two terms with unequal constants cross over.  Sweep points run on a
    :class:`concurrent.futures.Executor` (see :mod:`checks.executor`).
 
 ``refuted``: some exponent is positive beyond its confidence interval (the ratio grows), or an explicit
@@ -52,6 +55,7 @@ class Verdict:
     counterexample: dict | None = None
     evaluations: list = field(default_factory=list)
     claim_id: str = ""
+    term_weights: dict | None = None  # weights of the bound's terms in the growth test
 
     def to_json(self) -> dict:
         return asdict(self)
@@ -170,12 +174,17 @@ def check_bound(quantity: str, bound: str, region: Region | None = None, profile
         flat = [(var, p) for var, pts in tasks.items() for p in pts]
         mapper = executor.map if executor is not None else map
         results = list(mapper(_task, [(quantity, bound, p, opts["max_steps"]) for _, p in flat]))
-        by_var: dict[str, list] = {}
         for (var, params), (m, b) in zip(flat, results):
-            ratio = record(params, m, b, f"sweep {var}")
-            if ratio is not None and ratio > 0:
-                x = params[var] if var == "K" else 1 / params[var]
-                by_var.setdefault(var, []).append((x, ratio))
+            record(params, m, b, f"sweep {var}")
+        weights, reference = _term_weights(expr, evaluations)
+        by_var: dict[str, list] = {}
+        for e in evaluations:
+            if e["probe"].startswith("sweep ") and e["measured"] is not None:
+                var = e["probe"].split(" ", 1)[1]
+                ref = reference(e["params"])
+                if ref > 0 and e["measured"] > 0:
+                    x = e["params"][var] if var == "K" else 1 / e["params"][var]
+                    by_var.setdefault(var, []).append((x, e["measured"] / ref))
         for var, xy in by_var.items():
             xy = sorted(xy)
             tail = xy[len(xy) // 2 - 1:] if len(xy) >= 6 else xy     # the larger half, >= 4
@@ -185,7 +194,38 @@ def check_bound(quantity: str, bound: str, region: Region | None = None, profile
                 fit.update(variable=_SWEEP_VARIABLES[var], whole_range_slope=whole["slope"],
                            points=whole["points"])
                 exponents[var] = fit
+        verdict = _decide(quantity, bound, kind, evaluations, exponents, failing)
+        verdict.term_weights = weights
+        return verdict
     return _decide(quantity, bound, kind, evaluations, exponents, failing)
+
+
+def _term_weights(expr, evaluations):
+    """Non-negative weights ``c_i`` of the bound's additive terms that best explain the
+    measurements (relative least squares), and the reweighted bound ``sum c_i t_i`` as a function.
+
+    ``T = O(sum t_i)`` holds iff ``T = O(sum c_i t_i)`` for any fixed ``c_i >= 0``, not all 0: the
+    growth test against the reweighted bound is the same claim, without the drift of the plain
+    ratio across the crossover of two terms with unequal constants (say ``K^2`` and ``K/eps``).
+    """
+    from scipy.optimize import nnls
+    import sympy as sp
+
+    terms = sp.Add.make_args(expr)
+    plain = (None, lambda params: evaluate_bound(expr, params))
+    rows = [e for e in evaluations if e["measured"] is not None and e["measured"] > 0]
+    if len(terms) < 2 or len(rows) < len(terms) + 2:
+        return plain
+    values = np.array([[evaluate_bound(t, e["params"]) for t in terms] for e in rows])
+    if not np.all(values > 0):
+        return plain
+    measured = np.array([e["measured"] for e in rows])
+    coeffs, _ = nnls(values / measured[:, None], np.ones(len(rows)))
+    if not np.any(coeffs > 0):
+        return plain
+    weights = {str(t): float(c) for t, c in zip(terms, coeffs)}
+    return weights, lambda params: float(sum(c * evaluate_bound(t, params)
+                                            for t, c in zip(terms, coeffs) if c > 0))
 
 
 def _decide(quantity, bound, kind, evaluations, exponents, failing) -> Verdict:

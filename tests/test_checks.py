@@ -1,0 +1,201 @@
+"""Claims, quantities, events, fits, verdicts, the bound parser and the check/bound CLI."""
+import json
+import math
+
+import numpy as np
+import pytest
+import sympy as sp
+
+from checks.bounds import BoundError, parse_bound
+from checks.cli import main
+from checks.executor import SerialExecutor
+from checks.features import CLAIMS, QUANTITIES, Region, config_for, measure_many
+from checks.verdict import check_bound, fit_exponent
+from numerics.features import simulate
+from theory import features as th
+
+PARAMS = {"K": 6, "N": 144, "eta": 2.0, "epsilon": 0.05, "p1": 0.5}
+
+
+# -- quantities against an independent computation from a raw trajectory -------------------------
+
+def _first(mask, t):
+    idx = np.flatnonzero(mask)
+    return int(t[idx[0]]) if idx.size else None
+
+
+def test_quantities_match_a_raw_trajectory():
+    names = [n for n, q in QUANTITIES.items() if q.family == "imbalanced"]
+    got = measure_many(names, PARAMS)
+    traj = simulate(config_for("imbalanced", PARAMS), 2000, every=1)
+    t = np.array(traj.t)
+    eps = PARAMS["epsilon"]
+    gap = traj.loss - traj.loss_star[None, :]
+    A2, B21 = traj.A(1), traj.B(1, 0)
+    want = {
+        "features.dominant.convergence_time": _first(gap[:, 0] <= eps, t),
+        "features.under.convergence_time": _first(gap[:, 1] <= eps, t),
+        "features.under.concentration_time": _first(traj.concentration[:, 1] <= eps, t),
+        # phase I ends at the first step whose A_2 increment is at least the fall of B_{2,1}
+        "features.under.phase_time.1": _first(np.diff(A2) >= -np.diff(B21), t[:-1]),
+        "features.under.phase_time.2": _first(traj.attention[:, 1, 1] >= traj.attention[:, 0, 1], t),
+        "features.under.phase_time.3": _first(traj.attention[:, 1, 1] >= 0.5, t),
+    }
+    assert got == want
+    assert all(v is not None for v in want.values())
+
+
+def test_balanced_quantities_match_a_raw_trajectory():
+    got = measure_many(["features.balanced.convergence_time", "features.balanced.phase_time.1"],
+                       PARAMS)
+    traj = simulate(config_for("balanced", PARAMS), 2000, every=1)
+    t = np.array(traj.t)
+    assert got["features.balanced.convergence_time"] == _first(
+        traj.loss[:, 0] - traj.loss_star[0] <= PARAMS["epsilon"], t)
+    assert got["features.balanced.phase_time.1"] == _first(traj.attention[:, 0, 0] >= 0.5, t)
+
+
+def test_events_are_located_at_the_exact_step():
+    """The run stops at the event: the step before does not satisfy it."""
+    name = "features.under.convergence_time"
+    T = measure_many([name], PARAMS)[name]
+    traj = simulate(config_for("imbalanced", PARAMS), T, every=1)
+    gap = traj.loss[:, 1] - traj.loss_star[1]
+    assert gap[T] <= PARAMS["epsilon"] < gap[T - 1]
+
+
+# -- fits ------------------------------------------------------------------------------------------
+
+@pytest.mark.parametrize("exponent", [-1.0, 0.0, 0.5, 2.0])
+def test_fit_recovers_a_known_exponent(exponent):
+    rng = np.random.default_rng(1)
+    x = np.geomspace(2, 200, 9)
+    y = 3.0 * x**exponent * np.exp(rng.normal(scale=0.02, size=x.size))
+    fit = fit_exponent(x, y)
+    assert fit["low"] <= exponent <= fit["high"]
+    assert fit["high"] - fit["low"] < 0.1
+
+
+def test_fit_interval_is_wide_on_noise():
+    rng = np.random.default_rng(2)
+    x = np.geomspace(2, 20, 5)
+    fit = fit_exponent(x, np.exp(rng.normal(scale=1.0, size=5)))
+    assert fit["high"] - fit["low"] > 1.0
+
+
+# -- bound parser ----------------------------------------------------------------------------------
+
+def test_bound_parser_accepts_the_seed_bounds():
+    for c in CLAIMS.values():
+        assert isinstance(parse_bound(c.bound), sp.Expr)
+    assert parse_bound("K*log(K)/eta").subs({sp.Symbol("K", positive=True): 2,
+                                             sp.Symbol("eta", positive=True): 1}) == 2 * sp.log(2)
+
+
+@pytest.mark.parametrize("text, message", [
+    ("K**2 + M", "unknown symbol M"),
+    ("K*(", "malformed bound"),
+    ("K +* 2", "malformed bound"),
+    ("", "empty"),
+    ("frob(K)", "unknown name"),
+])
+def test_bound_parser_errors(text, message):
+    with pytest.raises(BoundError, match=message):
+        parse_bound(text)
+
+
+@pytest.mark.parametrize("bound", ["K**2 + M", "K*("])
+def test_bound_cli_errors_are_one_line(bound, capsys, tmp_path):
+    out = tmp_path / "v.json"
+    code = main(["bound", "features.under.convergence_time", "--bound", bound,
+                 "--json", str(out)])
+    err = capsys.readouterr().err
+    assert code == 2 and err.startswith("icl-verify: error: ") and err.count("\n") == 1
+    assert not out.exists()
+
+
+def test_unknown_quantity_and_claim_are_one_line(capsys):
+    assert main(["bound", "features.nonsense", "--bound", "K"]) == 2
+    assert main(["check", "F99"]) == 2
+    err = capsys.readouterr().err.splitlines()
+    assert len(err) == 2 and all(e.startswith("icl-verify: error: ") for e in err)
+
+
+# -- verdicts --------------------------------------------------------------------------------------
+
+def test_seed_bound_F2_is_consistent_and_a_K_log_K_bound_is_refuted(tmp_path):
+    c = CLAIMS["F2"]
+    ok = check_bound(c.quantity, c.bound, c.region, executor=SerialExecutor())
+    assert ok.verdict == "consistent", ok.reason
+    assert ok.constant > 0 and ok.worst is not None
+    out = tmp_path / "bound.json"
+    assert main(["bound", "features.under.convergence_time", "--bound",
+                 "K*log(K)/eta + K*log(K/sqrt(epsilon))/(epsilon*eta)", "--executor", "serial",
+                 "--json", str(out)]) == 0
+    data = json.loads(out.read_text())
+    assert data["verdict"] == "refuted" and "K" in data["reason"]
+    assert data["exponents"]["K"]["low"] > 0.1
+    assert {"verdict", "constant", "worst", "exponents"} <= set(data)
+
+
+def test_seed_bound_F1_is_consistent():
+    c = CLAIMS["F1"]
+    v = check_bound(c.quantity, c.bound, c.region, executor=SerialExecutor())
+    assert v.verdict == "consistent", v.reason
+
+
+def test_false_inequality_is_shrunk_to_a_small_counterexample():
+    """'The under-represented feature converges within 40 steps' is false for large K; Hypothesis
+    shrinks it to the smallest K (then the smallest other values) that break it."""
+    region = Region(K=(3, 30), epsilon=(0.05, 0.2), eta=(1.0, 4.0))
+    v = check_bound("features.under.convergence_time", "40", region, kind="le",
+                    examples=30)
+    assert v.verdict == "refuted"
+    bad = v.counterexample["params"]
+    assert v.counterexample["measured"] > 40
+    # minimal: one less K (same other values) satisfies the inequality
+    smaller = dict(bad, K=bad["K"] - 1, N=region.n_of(bad["K"] - 1))
+    assert measure_many(["features.under.convergence_time"], smaller)[
+        "features.under.convergence_time"] <= 40
+    assert bad["K"] < 20
+
+
+def test_claims_carry_sources():
+    assert {c.source for c in CLAIMS.values()} <= {"paper", "derived", "reconstructed"}
+    assert CLAIMS["F1"].source == "paper" and CLAIMS["F7"].source == "reconstructed"
+
+
+def test_dask_executor_runs_the_sweeps():
+    distributed = pytest.importorskip("distributed")
+    c = CLAIMS["F1"]
+    with distributed.Client(processes=False, n_workers=1, threads_per_worker=2,
+                            dashboard_address=None) as client:
+        v = check_bound(c.quantity, c.bound, c.region, executor=client.get_executor())
+    serial = check_bound(c.quantity, c.bound, c.region, executor=SerialExecutor())
+    assert v.verdict == serial.verdict
+    assert [e["measured"] for e in v.evaluations] == [e["measured"] for e in serial.evaluations]
+
+
+# -- mean-field closed forms -------------------------------------------------------------------------
+
+def test_mean_field_time_solves_the_ode():
+    """d t(u) / du = 1 / rate(u), and t(u0) = 0."""
+    for kind in ("balanced", "dominant"):
+        rate, u0 = th.mean_field_rate(kind)
+        T = th.mean_field_time(kind)
+        u = sp.Symbol("u", positive=True)
+        vals = {sp.Symbol("K", positive=True): 7, sp.Symbol("eta", positive=True): sp.Rational(3, 2),
+                sp.Symbol("p_1", positive=True): sp.Rational(2, 5)}
+        for uv in (sp.Rational(1, 2), sp.Rational(9, 10)):
+            lhs = sp.N(sp.diff(T, u).subs(vals).subs(u, uv))
+            rhs = sp.N((1 / rate).subs(vals).subs(u, uv))
+            assert abs(lhs - rhs) < 1e-12 * abs(rhs)
+        assert abs(sp.N(T.subs(vals).subs(u, u0.subs(vals)))) < 1e-12
+
+
+def test_mean_field_balanced_rate_matches_the_spec():
+    rate, u0 = th.mean_field_rate("balanced")
+    K, eta, u = sp.symbols("K eta u", positive=True)
+    assert sp.simplify(rate - eta * K / (K - 1) ** 2 * u**2 * (1 - u) ** 3) == 0
+    assert u0 == 1 / K
+    assert math.isclose(1.0, 1.0)
