@@ -13,6 +13,7 @@ overflow prints the step and exits 1.  Nothing is written unless the run succeed
 from __future__ import annotations
 
 import argparse
+import contextlib
 import os
 import sys
 import time
@@ -54,8 +55,10 @@ def _parser() -> argparse.ArgumentParser:
     sim.add_argument("--library", default="mpfr", choices=["mpfr", "mpmath"],
                      help="arbitrary-precision number type (with --precision)")
     sim.add_argument("--method", default="auto",
-                     choices=["auto", "enumeration", "groups", "quadrature", "montecarlo"],
-                     help="expectation over prompts (default: cheapest exact one)")
+                     choices=["auto", "enumeration", "groups", "quadrature", "montecarlo",
+                              "meanfield"],
+                     help="expectation over prompts (default: cheapest exact one; meanfield is "
+                          "the N -> inf limit)")
     sim.add_argument("--ungrouped", action="store_true",
                      help="simulate every column and feature separately (no symmetry reduction)")
     sim.add_argument("--out", required=True, help="output JSON file")
@@ -179,7 +182,6 @@ def _print_verdict(v) -> None:
 
 
 def _check(args) -> int:
-    from checks.executor import make_executor
     from checks.features import CLAIMS
     from checks.verdict import check_bound
 
@@ -215,12 +217,16 @@ def _check(args) -> int:
     return 0
 
 
+@contextlib.contextmanager
 def _executor(spec):
+    """The sweep executor; a bad spec or an unreachable scheduler is a user error."""
     from checks.executor import make_executor
-    try:
-        return make_executor(spec)
-    except ValueError as exc:
-        raise UserError(str(exc)) from None
+    with contextlib.ExitStack() as stack:
+        try:
+            ex = stack.enter_context(make_executor(spec))
+        except ValueError as exc:
+            raise UserError(str(exc)) from None
+        yield ex
 
 
 def _bound(args) -> int:

@@ -43,8 +43,8 @@ def make_executor(spec: str | None = None, workers: int | None = None):
         if not address:
             raise ValueError("--executor dask:ADDRESS needs an address, e.g. dask:tcp://host:8786")
         try:
-            client = Client(address, timeout=10)
-        except OSError as exc:
+            client = Client(address, timeout=5)
+        except (OSError, TimeoutError) as exc:
             raise ValueError(f"cannot reach the Dask scheduler at {address} ({exc})") from None
         with client:
             yield client.get_executor()

@@ -86,8 +86,10 @@ def config_for(family: str, params: dict) -> FeaturesConfig:
     return FeaturesConfig.make(int(params["K"]), int(params["N"]), p, repr(float(params["eta"])))
 
 
-def measure_many(names, params: dict, max_steps: int = 60_000) -> dict:
-    """Measure several quantities of one family from one run; unreached ones are None."""
+def measure_many(names, params: dict, max_steps: int = 60_000, method: str = "auto") -> dict:
+    """Measure several quantities of one family from one run; unreached ones are None.
+
+    ``method="meanfield"`` measures them on the N -> inf limit instead (a prediction)."""
     qs = [QUANTITIES[n] for n in names]
     families = {q.family for q in qs}
     if len(families) != 1:
@@ -101,7 +103,8 @@ def measure_many(names, params: dict, max_steps: int = 60_000) -> dict:
                 found[q.name] = snap.t
         return all(v is not None for v in found.values())
 
-    simulate(config_for(families.pop(), params), max_steps, every=max_steps, observe=observe)
+    simulate(config_for(families.pop(), params), max_steps, every=max_steps, observe=observe,
+             method=method)
     return found
 
 

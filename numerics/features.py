@@ -427,8 +427,11 @@ def simulate(config: FeaturesConfig, steps: int, every: int = 1, backend: Backen
         if method == "auto":
             method = choose_method(Columns(z, atom_p, struct.atom_mult), N)
         kw = {"samples": samples, "seed": seed}
-        lstar, log_lstar = loss_star(config, struct, be, "quadrature" if method == "montecarlo"
-                                     else method)
+        if method == "meanfield":    # N -> inf: (1 - p_k)^N -> 0
+            lstar, log_lstar = be.zeros(C), np.full(C, -math.inf)
+        else:
+            lstar, log_lstar = loss_star(config, struct, be, "quadrature"
+                                         if method == "montecarlo" else method)
         lstar_k = be.to_float(np.asarray(lstar))[struct.col_class]
         records = {name: [] for name in ("z",) + OBSERVABLES}
         recorded = []

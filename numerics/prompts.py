@@ -9,7 +9,9 @@ of :data:`theory.features.QUANTITIES` for a batch of columns:
 ``groups``       every vector of group counts, within-group moments in closed form (exact);
 ``quadrature``   the generating-function integral of spec section 3 (exact up to quadrature
                  error, cost independent of N);
-``montecarlo``   seeded sampling of prompts, for cross-checks (error ``O(samples^-1/2)``).
+``montecarlo``   seeded sampling of prompts, for cross-checks (error ``O(samples^-1/2)``);
+``meanfield``    the limit N -> inf (counts ``c = N p``): not exact at finite N, the reference of
+                 the mean-field predictions.
 
 Own quantities (``loss``, ``concentration``, ``attention_own``, ``grad_own``) come back with shape
 ``(C,)``; off-target ones (``attention_off``, ``grad_off``) with shape ``(C, A)``, entry ``[c, a]``
@@ -33,7 +35,7 @@ from .quadrature import de_grid
 
 __all__ = ["Columns", "expect", "choose_method", "METHODS", "count_vectors"]
 
-METHODS = ("auto", "enumeration", "groups", "quadrature", "montecarlo")
+METHODS = ("auto", "enumeration", "groups", "quadrature", "montecarlo", "meanfield")
 OWN = tuple(q for q, roles in th.QUANTITIES.items() if roles == ("k",))
 #: Largest number of (group) count vectors the exact finite methods accept.
 ENUMERATION_LIMIT = 2_000_000
@@ -100,6 +102,8 @@ def expect(cols: Columns, N: int, names, method: str = "auto", backend: Backend 
             return _features(cols, N, names, backend, None, seed)
         if method == "montecarlo":
             return _features(cols, N, names, backend, samples, seed)
+        if method == "meanfield":
+            return _features(cols, N, names, backend, None, seed, meanfield=True)
     raise ValueError(f"unknown method {method!r}; choose one of {', '.join(METHODS)}")
 
 
@@ -266,8 +270,9 @@ def _pmf(counts: np.ndarray, probs, be: Backend):
     return out
 
 
-def _features(cols: Columns, N: int, names, be: Backend, samples, seed):
-    """Enumeration (``samples`` None) or Monte Carlo over the counts of single features."""
+def _features(cols: Columns, N: int, names, be: Backend, samples, seed, meanfield=False):
+    """Enumeration (``samples`` None), Monte Carlo, or the mean-field limit (``c = N p``: every
+    quantity is homogeneous of degree 0 in the counts, so ``c = p``) over single features."""
     C, A = cols.shape
     out = {q: be.zeros((C,) if th.QUANTITIES[q] == ("k",) else (C, A)) for q in names}
     if samples is not None:
@@ -278,7 +283,9 @@ def _features(cols: Columns, N: int, names, be: Backend, samples, seed):
         atom = np.repeat(act, [int(cols.mult[c, a]) for a in act])     # feature -> atom
         first = {a: int(np.argmax(atom == a)) for a in act}             # representative feature
         probs = cols.p[c, atom]
-        if samples is None:
+        if meanfield:
+            counts, weight = np.asarray(probs)[None, :], be.array([1])
+        elif samples is None:
             counts = _compositions(N, len(atom))
             weight = _pmf(counts, probs, be)
         else:

@@ -199,3 +199,52 @@ def test_mean_field_balanced_rate_matches_the_spec():
     assert sp.simplify(rate - eta * K / (K - 1) ** 2 * u**2 * (1 - u) ** 3) == 0
     assert u0 == 1 / K
     assert math.isclose(1.0, 1.0)
+
+
+def test_mean_field_limit_is_approached_as_N_grows():
+    names = ["features.under.phase_time.2", "features.under.convergence_time"]
+    base = {"K": 8, "eta": 1.0, "epsilon": 0.05, "p1": 0.5}
+    limit = measure_many(names, dict(base, N=1), method="meanfield")
+    errors = []
+    for N in (50, 500, 5000):
+        exact = measure_many(names, dict(base, N=N))
+        errors.append(max(abs(exact[n] - limit[n]) / exact[n] for n in names))
+    assert errors[0] > errors[1] > errors[2]
+    assert errors[2] < 0.01
+
+
+def test_report_has_verdicts_figures_and_predictions(tmp_path):
+    from checks.report import write_report
+    c = CLAIMS["F1"]
+    v = check_bound(c.quantity, c.bound, c.region, examples=2, executor=SerialExecutor())
+    v.claim_id = "F1"
+    rows = [{"quantity": "features.dominant.convergence_time", "prediction": "closed form",
+             "K": 4, "N": 100, "predicted": 25.9, "measured": 27, "relative_error": 0.04}]
+    path = write_report([v], str(tmp_path), rows)
+    text = open(path).read()
+    assert f"| F1 | paper | **{v.verdict}** |" in text
+    assert "| features.dominant.convergence_time | closed form | 4 | 100 | 25.9 | 27 | 0.0400 |" in text
+    for name in ("weights.png", "stagewise.png", "attention.png", "ratio-F1.png"):
+        assert f"]({name})" in text
+        assert (tmp_path / name).read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+
+
+def test_check_cli_on_a_dask_scheduler_address(tmp_path, capsys):
+    distributed = pytest.importorskip("distributed")
+    out = tmp_path / "verdicts.json"
+    with distributed.LocalCluster(n_workers=1, threads_per_worker=1, processes=False,
+                                  dashboard_address=None) as cluster:
+        code = main(["check", "F5", "F1", "--executor", f"dask:{cluster.scheduler_address}",
+                     "--json", str(out)])
+    assert code == 0
+    data = json.loads(out.read_text())
+    assert [d["claim_id"] for d in data] == ["F5", "F1"]
+    assert data[1]["exponents"] and data[1]["verdict"] in ("consistent", "refuted", "inconclusive")
+    assert "F1: " in capsys.readouterr().out
+
+
+def test_unreachable_dask_scheduler_is_a_one_line_error(capsys):
+    pytest.importorskip("distributed")
+    assert main(["check", "F1", "--executor", "dask:tcp://127.0.0.1:9"]) == 2
+    err = capsys.readouterr().err
+    assert err.startswith("icl-verify: error: ") and err.count("\n") == 1
