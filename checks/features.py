@@ -12,7 +12,9 @@ import math
 from dataclasses import dataclass, field
 from typing import Callable
 
-from numerics.features import FeaturesConfig, Snapshot, simulate
+import numpy as np
+
+from numerics.features import FeaturesConfig, Snapshot, loss_star, simulate, structure
 
 from .bounds import evaluate_bound, parse_bound
 
@@ -193,6 +195,15 @@ CLAIMS = {c.id: c for c in [
           "features.balanced.convergence_time", "K**2/eta + K*log(K)/eta + K/(epsilon*eta)",
           # the ratio approaches its limit like 1/K (the (K-1)^2/K^2 of the solution): large K
           Region(K=(8, 64))),
+    Claim("F3", "Global optimum L_k^* = Theta(e^{-poly(K)}) (checked: log(1/L_k^*) = O(N p_k), "
+          "which is poly(K) for N = poly(K); prompts without feature k, probability "
+          "(1 - p_k)^N, cannot reach zero loss).", "paper", "features.under.log_inverse_loss_star",
+          "N*(1 - p1)/(K - 1)", Region(K=(4, 64), sweep=("K",))),
+    Claim("I1", "Conservation: A_k + sum_{n != k} B_{k,n} = 0 at every step (softmax shift "
+          "invariance), to round-off.", "derived", "features.invariant.conservation", "1e-13",
+          Region(K=(2, 12), N="K**2"), kind="le"),
+    Claim("I2", "A_k never decreases (dl_k/dA_k = -2 Attn_k l_k <= 0).", "derived",
+          "features.invariant.own_weight_decrease", "0", Region(K=(2, 12), N="K**2"), kind="le"),
     Claim("F7", "Under-represented features: four phases, in order (phase I ends before II, II "
           "before III, III before convergence; boundaries as in the spec).", "reconstructed",
           "features.under.phase_order", "0", kind="le"),
@@ -220,8 +231,34 @@ def _phase_order(params, max_steps):
     return max(a - b for a, b in zip(times, times[1:]))
 
 
-#: Quantities derived from several events of one run.
-COMPOSITE = {"features.stagewise.lead": _stagewise, "features.under.phase_order": _phase_order}
+def _log_inverse_loss_star(params, max_steps):
+    """``log(1 / L_2^*)`` of the imbalanced family (no GD needed)."""
+    config = config_for("imbalanced", params)
+    logs = loss_star(config, structure(config.p))[1]
+    return -float(logs[structure(config.p).col_class[1]]) * math.log(10)
+
+
+def _invariant_run(params, steps=100):
+    return simulate(config_for("imbalanced", params), steps, every=1)
+
+
+def _conservation(params, max_steps):
+    """``max_t,k |A_k + sum_{n != k} B_{k,n}|`` over 100 steps, relative to ``max |Z|``."""
+    Z = _invariant_run(params).logits
+    return float(np.max(np.abs(Z.sum(axis=1))) / max(1.0, np.max(np.abs(Z))))
+
+
+def _monotone_own_weight(params, max_steps):
+    """Largest decrease of any ``A_k`` between consecutive steps over 100 steps (<= 0 if none)."""
+    A = np.diagonal(_invariant_run(params).logits, axis1=1, axis2=2)
+    return float(np.max(-np.diff(A, axis=0)))
+
+
+#: Quantities derived from several events of one run, or from a run of fixed length.
+COMPOSITE = {"features.stagewise.lead": _stagewise, "features.under.phase_order": _phase_order,
+             "features.under.log_inverse_loss_star": _log_inverse_loss_star,
+             "features.invariant.conservation": _conservation,
+             "features.invariant.own_weight_decrease": _monotone_own_weight}
 
 
 def measure_any(name: str, params: dict, max_steps: int = 60_000) -> float:
