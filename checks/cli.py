@@ -87,13 +87,8 @@ def _parser() -> argparse.ArgumentParser:
 
 
 def _precision(text):
-    from numerics.features import _whole
-    if text is None:
-        return None
-    digits = _whole(text, "precision")
-    if digits < 1:
-        raise UserError(f"precision must be at least 1 digit, got {digits}")
-    return digits
+    from numerics.features import whole_number
+    return None if text is None else whole_number(text, "precision (digits)", at_least=1)
 
 
 def _check_out(path: str) -> None:
@@ -233,14 +228,12 @@ def _bound(args) -> int:
     from checks.bounds import parse_bound
     from checks.features import known_quantities
     from checks.verdict import check_bound
-    from numerics.features import _whole
+    from numerics.features import whole_number
 
     if args.quantity not in known_quantities():
         raise UserError(f"unknown quantity {args.quantity}; see icl-verify list")
     parse_bound(args.bound)
-    examples = None if args.examples is None else _whole(args.examples, "examples")
-    if examples is not None and examples < 1:
-        raise UserError(f"examples must be at least 1, got {examples}")
+    examples = None if args.examples is None else whole_number(args.examples, "examples", at_least=1)
     if args.json:
         _check_out(args.json)
     bar = _bar(None, sys.stderr.isatty())

@@ -133,7 +133,7 @@ def _plot_ratios(out_dir, verdicts):
         if not v.exponents:
             continue
         fig, axes = plt.subplots(1, len(v.exponents), figsize=(3.3 * len(v.exponents), 3))
-        for ax, (var, fit) in zip(np.atleast_1d(axes), v.exponents.items()):
+        for ax, fit in zip(np.atleast_1d(axes), v.exponents.values()):
             pts = np.array(fit["points"])
             ax.loglog(pts[:, 0], pts[:, 1], "o-")
             ax.set_xlabel(fit["variable"])

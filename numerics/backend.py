@@ -14,7 +14,6 @@ Both keep their working precision in a context, so every kernel call runs inside
 from __future__ import annotations
 
 import contextlib
-import math
 from dataclasses import dataclass
 
 import gmpy2

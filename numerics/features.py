@@ -21,7 +21,7 @@ from fractions import Fraction
 
 import numpy as np
 
-from .backend import F64, LIBRARIES, Backend
+from .backend import F64, Backend
 from .errors import ConfigError, SimulationError
 from .prompts import METHODS, Columns, choose_method, expect
 
@@ -99,12 +99,8 @@ class FeaturesConfig:
     @classmethod
     def make(cls, K, N, p="balanced", eta="0.1") -> "FeaturesConfig":
         """Validate and build; raises :class:`ConfigError` with a one-line message."""
-        K = _whole(K, "K")
-        N = _whole(N, "N")
-        if K < 2:
-            raise ConfigError(f"K must be at least 2, got {K}")
-        if N < 1:
-            raise ConfigError(f"N must be at least 1, got {N}")
+        K = whole_number(K, "K", at_least=2)
+        N = whole_number(N, "N", at_least=1)
         eta_f = _fraction(eta, "eta")
         if eta_f <= 0:
             raise ConfigError(f"eta must be a positive finite number, got {eta}")
@@ -116,18 +112,23 @@ class FeaturesConfig:
                 "p_spec": self.p_spec, "eta": float(self.eta)}
 
 
-def _whole(x, what: str) -> int:
+def whole_number(x, what: str, at_least: int | None = None) -> int:
+    """``x`` as a whole number (``at_least`` or more); :class:`ConfigError` otherwise."""
     if isinstance(x, bool):
         raise ConfigError(f"{what} must be a whole number, got {x!r}")
     if isinstance(x, int):
-        return x
-    try:
-        f = Fraction(str(x).strip())
-    except (ValueError, ZeroDivisionError):
-        raise ConfigError(f"{what} must be a whole number, got {x!r}") from None
-    if f.denominator != 1:
-        raise ConfigError(f"{what} must be a whole number, got {x!r}")
-    return int(f)
+        value = x
+    else:
+        try:
+            f = Fraction(str(x).strip())
+        except (ValueError, ZeroDivisionError):
+            raise ConfigError(f"{what} must be a whole number, got {x!r}") from None
+        if f.denominator != 1:
+            raise ConfigError(f"{what} must be a whole number, got {x!r}")
+        value = int(f)
+    if at_least is not None and value < at_least:
+        raise ConfigError(f"{what} must be at least {at_least}, got {value}")
+    return value
 
 
 # ---------------------------------------------------------------------------------------------
@@ -408,12 +409,8 @@ def simulate(config: FeaturesConfig, steps: int, every: int = 1, backend: Backen
     step); returning True stops the run there, and that step is recorded last.  Raises
     :class:`SimulationError` naming the step when NaN or overflow appears.
     """
-    steps = _whole(steps, "steps")
-    every = _whole(every, "every")
-    if steps < 0:
-        raise ConfigError(f"steps must be at least 0, got {steps}")
-    if every < 1:
-        raise ConfigError(f"every must be at least 1, got {every}")
+    steps = whole_number(steps, "steps", at_least=0)
+    every = whole_number(every, "every", at_least=1)
     if method not in METHODS:
         raise ConfigError(f"unknown method {method!r}; choose one of {', '.join(METHODS)}")
     struct = structure(config.p, grouped)

@@ -6,7 +6,7 @@ import pytest
 from hypothesis import example, given, settings
 from hypothesis import strategies as st
 
-from numerics import F64, MP
+from numerics import MP
 from numerics.errors import SimulationError
 from numerics.features import FeaturesConfig, Trajectory, loss_star, simulate, structure
 
