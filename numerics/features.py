@@ -205,8 +205,8 @@ def loss_star(config: FeaturesConfig, struct: Structure, be: Backend = F64, meth
 
     Prompts with ``c_k >= 1`` reach 0 loss as ``A_k -> inf``; the others see only the off-target
     logits, with counts ``Multinomial(N, p')``, ``p'_n = p_n / (1 - p_k)``.  The minimum over ``B`` is
-    taken over logits that are equal within an atom (a stationary set by symmetry), by BFGS in
-    float64 and, in arbitrary precision, Newton polishing.  Returns ``(values, log10 values)``;
+    taken over logits that are equal within an atom (a stationary set by symmetry), by a
+    trust-region Newton method in float64 and, in arbitrary precision, Newton polishing.  Returns ``(values, log10 values)``;
     ``values`` may underflow in float64 (``(1 - p_k)^N``), ``log10`` does not.
     """
     C, A = struct.shape
