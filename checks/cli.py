@@ -183,9 +183,8 @@ def _check(args) -> int:
     unknown = [c for c in args.claims if c not in CLAIMS]
     if unknown:
         raise UserError(f"unknown claim {unknown[0]}; known: {', '.join(CLAIMS)}")
-    for path in (args.json,):
-        if path:
-            _check_out(path)
+    if args.json:
+        _check_out(args.json)
     ids = args.claims or list(CLAIMS)
     verdicts = []
     show = sys.stderr.isatty()

@@ -84,7 +84,9 @@ def expect(cols: Columns, N: int, names, method: str = "auto", backend: Backend 
            samples: int = 20_000, seed: int = 0) -> dict[str, np.ndarray]:
     """Expectations of the quantities ``names`` for every column of ``cols``.
 
-    ``montecarlo`` also returns ``name + ".stderr"``, the standard error of each estimate.
+    ``enumeration`` and ``montecarlo`` also return ``name + ".sd"``, the standard deviation of the
+    quantity over prompts (exact, or the sample's), and ``montecarlo`` ``name + ".stderr"``, the
+    standard error of its estimate.
     """
     names = tuple(names)
     for q in names:
@@ -275,6 +277,8 @@ def _features(cols: Columns, N: int, names, be: Backend, samples, seed, meanfiel
     quantity is homogeneous of degree 0 in the counts, so ``c = p``) over single features."""
     C, A = cols.shape
     out = {q: be.zeros((C,) if th.QUANTITIES[q] == ("k",) else (C, A)) for q in names}
+    if not meanfield:
+        out.update({q + ".sd": np.zeros(out[q].shape) for q in names})
     if samples is not None:
         out.update({q + ".stderr": np.zeros(out[q].shape) for q in names})
     rng = np.random.default_rng(seed)
@@ -309,15 +313,16 @@ def _features(cols: Columns, N: int, names, be: Backend, samples, seed, meanfiel
                     P = [P_own[e - 1] - un**e for e in range(1, th.MAX_DEGREE + 1)]
                     vals = fn(u[:, 0] if own[0] else 0 * D, un, D, *P)
                 vals = np.broadcast_to(vals, D.shape)
-                if weight is None:
-                    mean = np.sum(vals) / len(vals)
-                    err = float(np.std(be.to_float(vals), ddof=1) / math.sqrt(len(vals)))
-                else:
-                    mean, err = np.sum(weight * vals), None
                 idx = c if a is None else (c, a)
-                out[q][idx] = mean
-                if err is not None:
-                    out[q + ".stderr"][idx] = err
+                if weight is None:
+                    out[q][idx] = np.sum(vals) / len(vals)
+                    sd = float(np.std(be.to_float(vals), ddof=1))
+                    out[q + ".stderr"][idx] = sd / math.sqrt(len(vals))
+                else:
+                    out[q][idx] = mean = np.sum(weight * vals)
+                    sd = math.sqrt(max(float(np.sum(weight * (vals - mean) ** 2)), 0.0))
+                if not meanfield:
+                    out[q + ".sd"][idx] = sd
     return out
 
 
