@@ -111,11 +111,12 @@ def _plot_trajectory(out_dir, params):
 
     steps = [0] + [e for e in bands[2:] if e is not None]
     fig, axes = plt.subplots(1, len(steps), figsize=(3 * len(steps), 3))
-    for ax, s in zip(np.atleast_1d(axes), steps):
+    for i, (ax, s) in enumerate(zip(np.atleast_1d(axes), steps)):
         im = ax.imshow(traj.attention[s], vmin=0, vmax=1, cmap="viridis")
         ax.set_title(f"step {s}", fontsize=9)
         ax.set_xlabel("query feature k")
-        ax.set_ylabel("attended feature n")
+        if i == 0:
+            ax.set_ylabel("attended feature n")
     fig.colorbar(im, ax=axes, shrink=0.8, label="E[Attn_n | x_q = v_k]")
     files["attention"] = "attention.png"
     fig.savefig(os.path.join(out_dir, files["attention"]), dpi=110)
@@ -127,6 +128,7 @@ def _plot_ratios(out_dir, verdicts):
     import matplotlib
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
+    from matplotlib.ticker import NullFormatter
 
     files = {}
     for v in verdicts:
@@ -135,9 +137,10 @@ def _plot_ratios(out_dir, verdicts):
         fig, axes = plt.subplots(1, len(v.exponents), figsize=(3.3 * len(v.exponents), 3))
         for ax, fit in zip(np.atleast_1d(axes), v.exponents.values()):
             pts = np.array(fit["points"])
-            ax.loglog(pts[:, 0], pts[:, 1], "o-")
+            ax.semilogx(pts[:, 0], pts[:, 1], "o-")   # narrow ratio ranges read better linear
+            ax.xaxis.set_minor_formatter(NullFormatter())
             ax.set_xlabel(fit["variable"])
-            ax.set_ylabel("measured / bound")
+            ax.set_ylabel("measured / reweighted bound" if v.term_weights else "measured / bound")
             ax.set_title(f"slope {fit['slope']:.2f} [{fit['low']:.2f}, {fit['high']:.2f}]",
                          fontsize=8)
         fig.suptitle(f"{v.claim_id}: {v.verdict}", fontsize=9)
