@@ -123,11 +123,15 @@ def test_missing_output_folder_is_an_error(tmp_path, capsys):
     assert "does not exist" in capsys.readouterr().err
 
 
+def _run(args):
+    """``icl-verify ARGS`` in a real process."""
+    return subprocess.run([sys.executable, "-m", "checks", *args], capture_output=True, text=True,
+                          cwd=os.path.dirname(os.path.dirname(__file__)))
+
+
 def test_overflow_names_the_step_and_writes_nothing(tmp_path):
     out = tmp_path / "broken.json"
-    proc = subprocess.run([sys.executable, "-m", "checks", *_with(eta="1e300"),
-                           "--out", str(out)], capture_output=True, text=True,
-                          cwd=os.path.dirname(os.path.dirname(__file__)))
+    proc = _run(_with(eta="1e300") + ["--out", str(out)])
     assert proc.returncode == 1
     assert proc.stderr.count("\n") == 1 and "step " in proc.stderr, proc.stderr
     assert "Traceback" not in proc.stderr
@@ -136,9 +140,7 @@ def test_overflow_names_the_step_and_writes_nothing(tmp_path):
 
 def test_bad_input_from_a_real_process(tmp_path):
     out = tmp_path / "never.json"
-    proc = subprocess.run([sys.executable, "-m", "checks", *_with(p="0.2,0.2,0.2"),
-                           "--out", str(out)], capture_output=True, text=True,
-                          cwd=os.path.dirname(os.path.dirname(__file__)))
+    proc = _run(_with(p="0.2,0.2,0.2") + ["--out", str(out)])
     assert proc.returncode == 2
     assert proc.stderr == "icl-verify: error: p sums to 0.6, not 1 (tolerance 1e-09)\n"
     assert not out.exists()
