@@ -15,26 +15,21 @@ def features_rules() -> list[tuple[str, str, sp.Basic, str]]:
     ``x_q = v_k``; ``E`` is the expectation over the counts ``c ~ Multinomial(N, p)``.
     """
     ak = sp.Symbol("Attn_k", real=True)
-    A, eta, pk = sp.symbols("A_k eta p_k", real=True)
-    B = sp.Symbol("B_{k,n}", real=True)
-    E = sp.Function("E")
-    loss = th.attention_form("loss")
-    gk = th.attention_form("grad_own")
-    gn = th.attention_form("grad_off")
-    identity = sp.simplify(gk - (-2 * ak * loss))
+    rules = th.update_rules()
+    identity = sp.simplify(rules["dl_k/dA_k"] - (-2 * ak * rules["l_k"]))
     gf_note = ("M_J = (N)_J phi(s)^(N-J), phi(s) = sum_m p_m e^{-s w_m}, b_x = p_x e^{-s w_x}, "
                "w_x = e^{Z[x,k]}, G_{j,e} = sum over the other features o of b_o^j w_o^e")
-    return [
-        ("l_k", "l_k", loss,
-         "per-prompt loss 1/2 E_w[(y_hat - <w, v_k>)^2] with E w = 0, E w w^T = I"),
-        ("dl_k/dA_k", r"\partial l_k / \partial A_k", gk,
-         "= -2 Attn_k l_k" if identity == 0 else "derived"),
-        ("dl_k/dB_{k,n}", r"\partial l_k / \partial B_{k,n}", gn, "n != k"),
-        ("sum_n dl_k/dZ[n,k]", r"\sum_n \partial l_k / \partial Z_{n,k}", th.conservation(),
-         "softmax shift invariance: A_k + sum_{n!=k} B_{k,n} = 0 for all t"),
-        ("A_k(t+1)", "A_k(t+1)", A - eta * pk * E(gk),
-         "GD; column k moves alone with step eta p_k"),
-        ("B_{k,n}(t+1)", "B_{k,n}(t+1)", B - eta * pk * E(gn), ""),
+    latex = {"dl_k/dA_k": r"\partial l_k / \partial A_k",
+             "dl_k/dB_{k,n}": r"\partial l_k / \partial B_{k,n}",
+             "sum_n dl_k/dZ[n,k]": r"\sum_n \partial l_k / \partial Z_{n,k}"}
+    notes = {"l_k": "per-prompt loss 1/2 E_w[(y_hat - <w, v_k>)^2] with E w = 0, E w w^T = I",
+             "dl_k/dA_k": "= -2 Attn_k l_k" if identity == 0 else "derived",
+             "dl_k/dB_{k,n}": "n != k",
+             "sum_n dl_k/dZ[n,k]": "softmax shift invariance: A_k + sum_{n!=k} B_{k,n} = 0 "
+                                   "for all t",
+             "A_k(t+1)": "GD; column k moves alone with step eta p_k"}
+    return [(label, latex.get(label, label), expr, notes.get(label, ""))
+            for label, expr in rules.items()] + [
         ("E[l_k] = int_0^oo F ds, F", r"E[l_k] = \int_0^\infty F\,ds,\ F", th.integrand("loss"),
          gf_note),
         ("E[dl_k/dA_k] = int_0^oo F ds, F", r"E[\partial l_k/\partial A_k] = \int_0^\infty F\,ds,\ F",

@@ -1,7 +1,6 @@
 """The verification report: Markdown with PNG figures (matplotlib)."""
 from __future__ import annotations
 
-import math
 import os
 
 import numpy as np
@@ -20,9 +19,9 @@ _EXAMPLE = {"K": 10, "N": 400, "eta": 2.0, "epsilon": 0.05, "p1": 0.5}
 def _mean_field_steps(kind: str, params: dict, level: float | None = None) -> float:
     """Mean-field time to ``L_k <= eps`` (or to ``Attn_k = level``), closed form from SymPy."""
     K, eta, p1, u = sp.symbols("K eta p_1 u", positive=True)
-    if level is None:
-        Kv = params["K"]
-        level = 1 - math.sqrt(2 * params["epsilon"] * (Kv - 1) / Kv)   # K(1-u)^2/(2(K-1)) = eps
+    if level is None:   # the root u < 1 of L_k(u) = eps
+        loss = th.mean_field_loss().subs(K, params["K"])
+        level = max(float(r) for r in sp.solve(sp.Eq(loss, params["epsilon"]), u) if r < 1)
     expr = th.mean_field_time(kind).subs({K: params["K"], eta: params["eta"], p1: params["p1"],
                                           u: level})
     return float(sp.N(expr))

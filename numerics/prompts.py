@@ -188,9 +188,11 @@ def _quadrature(cols: Columns, N: int, names, be: Backend):
         powers[key] = b**j * (w**e)[:, :, None]
         G_own[key] = (multO[:, :, None] * powers[key]).sum(axis=1)   # (C, T)
     weights = sigma[:, None] * dt[None, :]                            # (C, T)
+    Ms = [M.get(J, 0) for J in range(th.MAX_DEGREE + 1)]
+    active_off = active.copy()
+    active_off[:, 0] = False                       # the role n is never the query's own feature
     out = {}
     for q, (fn, gkeys, used) in kernels.items():
-        Ms = [M.get(J, 0) for J in range(th.MAX_DEGREE + 1)]
         if th.QUANTITIES[q] == ("k",):
             args = [s, *Ms, b[:, 0, :], w[:, 0][:, None], 0, 0,
                     *(G_own[k] if k in used else 0 for k in gkeys)]
@@ -200,8 +202,6 @@ def _quadrature(cols: Columns, N: int, names, be: Backend):
             args = [s[:, None, :], *(m[:, None, :] if J in used else 0 for J, m in enumerate(Ms)),
                     b[:, 0:1, :], w[:, 0][:, None, None], b, w[:, :, None], *G_off]
             val = (fn(*args) * weights[:, None, :]).sum(axis=-1)
-            active_off = active.copy()
-            active_off[:, 0] = False
             out[q] = np.where(active_off, val, be.scalar(0))
     return out
 

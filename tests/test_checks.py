@@ -197,6 +197,7 @@ def test_mean_field_balanced_rate_matches_the_spec():
     K, eta, u = sp.symbols("K eta u", positive=True)
     assert sp.simplify(rate - eta * K / (K - 1) ** 2 * u**2 * (1 - u) ** 3) == 0
     assert u0 == 1 / K
+    assert sp.simplify(th.mean_field_loss() - K * (1 - u) ** 2 / (2 * (K - 1))) == 0
 
 
 def test_mean_field_limit_is_approached_as_N_grows():

@@ -304,15 +304,15 @@ def _product(lists):
 def update_rules() -> dict[str, sp.Expr]:
     """The derived dynamics, for display: loss, gradients and the GD updates of ``A_k``, ``B_{k,n}``."""
     eta, pk = sp.symbols("eta p_k", positive=True)
-    A, B = sp.symbols("A_k B_kn", real=True)
+    A, B = sp.Symbol("A_k", real=True), sp.Symbol("B_{k,n}", real=True)
     E = sp.Function("E")
     return {
         "l_k": attention_form("loss"),
         "dl_k/dA_k": attention_form("grad_own"),
-        "dl_k/dB_kn": attention_form("grad_off"),
-        "A_k(t+1)": A - eta * pk * E(attention_form("grad_own")),
-        "B_kn(t+1)": B - eta * pk * E(attention_form("grad_off")),
+        "dl_k/dB_{k,n}": attention_form("grad_off"),
         "sum_n dl_k/dZ[n,k]": conservation(),
+        "A_k(t+1)": A - eta * pk * E(attention_form("grad_own")),
+        "B_{k,n}(t+1)": B - eta * pk * E(attention_form("grad_off")),
     }
 
 
@@ -334,10 +334,7 @@ def mean_field_rate(kind: str) -> tuple[sp.Expr, sp.Expr]:
     pk = 1 / K if kind == "balanced" else p1
     B = -A / (K - 1)
     attn = pk * sp.exp(A) / (pk * sp.exp(A) + (1 - pk) * sp.exp(B))
-    ak = sp.Symbol("Attn_k", real=True)
-    S2 = sp.Symbol("S2", real=True)
-    grad = attention_form("grad_own").subs({ak: u, S2: u**2 + (1 - u) ** 2 / (K - 1)})
-    dA = -eta * pk * grad
+    dA = -eta * pk * _symmetric_others(attention_form("grad_own"), u, K)
     # du/dA = u (1 - u) * (logistic slope), the slope free of A
     slope = sp.simplify(sp.diff(attn, A) / (attn * (1 - attn)))
     assert A not in slope.free_symbols
@@ -361,9 +358,15 @@ def mean_field_time(kind: str) -> sp.Expr:
     return sp.simplify(antideriv.subs(v, u) - antideriv.subs(v, u0))
 
 
-def mean_field_loss(kind: str) -> sp.Expr:
-    """Mean-field ``L_k`` as a function of ``u``: ``K (1-u)^2 / (2 (K-1))`` (others symmetric)."""
+def mean_field_loss() -> sp.Expr:
+    """Mean-field ``L_k`` as a function of ``u = Attn_k``, the others symmetric (balanced and
+    dominant alike): ``K (1-u)^2 / (2 (K-1))``."""
     u, K = sp.symbols("u K", positive=True)
-    S2 = sp.Symbol("S2", real=True)
-    ak = sp.Symbol("Attn_k", real=True)
-    return sp.factor(attention_form("loss").subs({ak: u, S2: u**2 + (1 - u) ** 2 / (K - 1)}))
+    return sp.factor(_symmetric_others(attention_form("loss"), u, K))
+
+
+def _symmetric_others(expr, u, K):
+    """``expr`` (in ``Attn_k``, ``S2``) with ``Attn_k = u`` and the other K - 1 features sharing
+    ``1 - u`` equally: ``S2 = u^2 + (1-u)^2 / (K-1)``."""
+    ak, S2 = sp.Symbol("Attn_k", real=True), sp.Symbol("S2", real=True)
+    return expr.subs({ak: u, S2: u**2 + (1 - u) ** 2 / (K - 1)})
