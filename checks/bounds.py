@@ -4,10 +4,26 @@ from __future__ import annotations
 import sympy as sp
 from sympy.parsing.sympy_parser import parse_expr, standard_transformations
 
-__all__ = ["BoundError", "VARIABLES", "parse_bound", "evaluate_bound"]
+__all__ = ["BoundError", "VARIABLES", "SETTING_VARIABLES", "variables_for", "parse_bound",
+           "evaluate_bound"]
 
-#: Variables a bound may use: K features, prompt length N, step size eta, accuracy epsilon, p1.
-VARIABLES = {name: sp.Symbol(name, positive=True) for name in ("K", "N", "eta", "epsilon", "p1")}
+
+def _symbols(*names):
+    return {name: sp.Symbol(name, positive=True) for name in names}
+
+
+#: Variables a bound may use, per setting.  features: K features, prompt length N, step size eta,
+#: accuracy epsilon, p1; classification: training and test prompt lengths N and M, c classes,
+#: dimension d; multihead: n tasks, H heads, dimension d, prompt length L.
+SETTING_VARIABLES = {"features": _symbols("K", "N", "eta", "epsilon", "p1"),
+                     "classification": _symbols("N", "M", "c", "d"),
+                     "multihead": _symbols("n", "H", "d", "L")}
+VARIABLES = SETTING_VARIABLES["features"]
+
+
+def variables_for(quantity: str) -> dict:
+    """The bound variables of the setting a quantity belongs to (its name's first part)."""
+    return SETTING_VARIABLES.get(quantity.split(".", 1)[0], VARIABLES)
 _FUNCTIONS = {"log": sp.log, "sqrt": sp.sqrt, "exp": sp.exp, "Min": sp.Min, "Max": sp.Max}
 
 
@@ -43,6 +59,6 @@ def parse_bound(text: str, variables=VARIABLES) -> sp.Expr:
 
 
 def evaluate_bound(expr: sp.Expr, params: dict) -> float:
-    """The bound's value at ``params`` (a dict over :data:`VARIABLES` names)."""
-    value = expr.subs({VARIABLES[k]: v for k, v in params.items() if k in VARIABLES})
+    """The bound's value at ``params`` (a dict from variable names to numbers)."""
+    value = expr.subs({s: params[s.name] for s in expr.free_symbols if s.name in params})
     return float(sp.N(value))

@@ -1,8 +1,11 @@
 """``icl-verify``: the command line.
 
-    icl-verify derive features [--format text|latex|both]
+    icl-verify derive features|classification [--format text|latex|both]
     icl-verify simulate features --K K --N N --p P --eta ETA --steps T [--every R]
                                  [--precision DIGITS] [--method M] --out FILE
+    icl-verify simulate classification --N N (--d D | --Lambda SPEC) [--classes C] [--r R]
+                                 --eta ETA --steps T [--every R] [--precision DIGITS]
+                                 [--method M] [--samples S] [--seed SEED] --out FILE
     icl-verify list
     icl-verify check [CLAIM ...] [--profile quick|thorough] [--json FILE] [--report DIR]
     icl-verify bound QUANTITY --bound EXPR [--examples N] [--json FILE]
@@ -38,31 +41,48 @@ def _parser() -> argparse.ArgumentParser:
     sub = parser.add_subparsers(dest="command", parser_class=_Parser, required=True)
 
     derive = sub.add_parser("derive", help="print the SymPy-derived dynamics of a setting")
-    derive.add_argument("setting", choices=["features"])
+    derive.add_argument("setting", choices=["features", "classification"])
     derive.add_argument("--format", choices=["text", "latex", "both"], default="both")
 
     sim = sub.add_parser("simulate", help="run exact population GD and write a JSON trajectory")
-    sim.add_argument("setting", choices=["features"])
-    sim.add_argument("--K", required=True, help="number of features (>= 2)")
-    sim.add_argument("--N", required=True, help="prompt length (>= 1)")
-    sim.add_argument("--p", default="balanced",
-                     help="balanced | imbalanced:P1 | comma list of K probabilities")
-    sim.add_argument("--eta", required=True, help="step size (positive, finite)")
-    sim.add_argument("--steps", required=True, help="number of GD steps (>= 0)")
-    sim.add_argument("--every", default="1", help="record every R-th step (and the last)")
-    sim.add_argument("--precision", default=None,
-                     help="significant digits of arbitrary-precision arithmetic (default float64)")
-    sim.add_argument("--library", default="mpfr", choices=["mpfr", "mpmath"],
-                     help="arbitrary-precision number type (with --precision)")
-    sim.add_argument("--method", default="auto",
-                     choices=["auto", "enumeration", "groups", "quadrature", "montecarlo",
-                              "meanfield"],
-                     help="expectation over prompts (default: cheapest exact one; meanfield is "
-                          "the N -> inf limit)")
-    sim.add_argument("--ungrouped", action="store_true",
-                     help="simulate every column and feature separately (no symmetry reduction)")
-    sim.add_argument("--out", required=True, help="output JSON file")
-    sim.add_argument("--quiet", action="store_true", help="no progress bar, no summary")
+    sim_sub = sim.add_subparsers(dest="setting", parser_class=_Parser, required=True)
+    feat = sim_sub.add_parser("features", help="softmax attention over K orthonormal features")
+    feat.add_argument("--K", required=True, help="number of features (>= 2)")
+    feat.add_argument("--N", required=True, help="prompt length (>= 1)")
+    feat.add_argument("--p", default="balanced",
+                      help="balanced | imbalanced:P1 | comma list of K probabilities")
+    feat.add_argument("--eta", required=True, help="step size (positive, finite)")
+    feat.add_argument("--method", default="auto",
+                      choices=["auto", "enumeration", "groups", "quadrature", "montecarlo",
+                               "meanfield"],
+                      help="expectation over prompts (default: cheapest exact one; meanfield is "
+                           "the N -> inf limit)")
+    feat.add_argument("--ungrouped", action="store_true",
+                      help="simulate every column and feature separately (no symmetry reduction)")
+    cls = sim_sub.add_parser("classification", help="linear attention classifying Gaussian "
+                                                    "mixtures in context")
+    cls.add_argument("--N", required=True, help="training prompt length (>= 1)")
+    cls.add_argument("--d", default=None, help="dimension (needed with --Lambda identity)")
+    cls.add_argument("--Lambda", default="identity",
+                     help="identity | scaled:S | diag:l1,l2,... | rows a,b;c,d (symmetric "
+                          "positive definite)")
+    cls.add_argument("--classes", default="2", help="number of classes c (>= 2)")
+    cls.add_argument("--r", default="1", help="whitened norm of the class means (> 0)")
+    cls.add_argument("--eta", required=True, help="step size (positive, finite)")
+    cls.add_argument("--method", default="auto", choices=["auto", "quadrature", "montecarlo"],
+                     help="loss estimator (default: quadrature when the reduction allows)")
+    cls.add_argument("--samples", default="100000", help="Monte Carlo prompts (>= 100)")
+    cls.add_argument("--seed", default="0", help="Monte Carlo seed")
+    for p in (feat, cls):
+        p.add_argument("--steps", required=True, help="number of GD steps (>= 0)")
+        p.add_argument("--every", default="1", help="record every R-th step (and the last)")
+        p.add_argument("--precision", default=None,
+                       help="significant digits of arbitrary-precision arithmetic (default "
+                            "float64)")
+        p.add_argument("--library", default="mpfr", choices=["mpfr", "mpmath"],
+                       help="arbitrary-precision number type (with --precision)")
+        p.add_argument("--out", required=True, help="output JSON file")
+        p.add_argument("--quiet", action="store_true", help="no progress bar, no summary")
 
     sub.add_parser("list", help="list the claims and the measurable quantities")
 
@@ -77,7 +97,8 @@ def _parser() -> argparse.ArgumentParser:
     bound = sub.add_parser("bound", help="verdict for a user-supplied bound on a quantity")
     bound.add_argument("quantity")
     bound.add_argument("--bound", required=True,
-                       help="SymPy expression in K, N, eta, epsilon, p1")
+                       help="SymPy expression in the setting's variables (features: K, N, eta, "
+                            "epsilon, p1; classification: N, M, c, d)")
     bound.add_argument("--examples", default=None, help="Hypothesis examples for the search")
     bound.add_argument("--profile", choices=["quick", "thorough"], default="quick")
     bound.add_argument("--json", help="write the verdict as JSON")
@@ -100,6 +121,8 @@ def _check_out(path: str) -> None:
 
 
 def _simulate(args) -> int:
+    if args.setting == "classification":
+        return _simulate_classification(args)
     from numerics import backend_for
     from numerics.features import FeaturesConfig, simulate
 
@@ -114,6 +137,43 @@ def _simulate(args) -> int:
     traj.save(args.out)
     if not args.quiet:
         print(_summary(traj, elapsed, args.out))
+    return 0
+
+
+def _simulate_classification(args) -> int:
+    from numerics import backend_for
+    from numerics.classification import ClassificationConfig, simulate
+    from numerics.features import whole_number
+
+    config = ClassificationConfig.make(args.N, args.d, args.Lambda, args.classes, args.r, args.eta)
+    digits = _precision(args.precision)
+    samples = whole_number(args.samples, "samples", at_least=100)
+    seed = whole_number(args.seed, "seed", at_least=0)
+    _check_out(args.out)
+    start = time.perf_counter()
+    traj = simulate(config, args.steps, args.every, backend_for(digits, args.library),
+                    method=args.method, samples=samples, seed=seed,
+                    progress=not args.quiet and sys.stderr.isatty())
+    elapsed = time.perf_counter() - start
+    traj.save(args.out)
+    if not args.quiet:
+        cfg = traj.config
+        lines = [f"classification  N={cfg['N']} d={cfg['d']} c={cfg['classes']} "
+                 f"Lambda={cfg['Lambda_spec']} r={cfg['r']:g} eta={cfg['eta']:g} "
+                 f"steps={cfg['steps']} number={cfg['number_type']} method={cfg['method']} "
+                 f"({elapsed:.2f} s)",
+                 f"W* = a* Lambda^-1 with a* = {traj.a_star:.12g} (error estimate "
+                 f"{traj.a_star_error:.2g}); ||W*/c - Lambda^-1||_max = "
+                 f"{abs(traj.a_star / config.classes - 1) * config.inverse_max():.6g}",
+                 f"final loss {traj.loss[-1]:.10g}, ||W_T - W*||_F = {traj.distance[-1]:.4g}"]
+        try:
+            fit = traj.rate()
+            lines.append(f"linear rate rho = {fit['rho']:.6g} (95% CI [{fit['low']:.6g}, "
+                         f"{fit['high']:.6g}])")
+        except ValueError:
+            pass
+        lines.append(f"wrote {args.out} ({len(traj.t)} recorded steps)")
+        print("\n".join(lines))
     return 0
 
 
@@ -139,16 +199,15 @@ def _summary(traj, elapsed: float, out: str) -> str:
 
 
 def _list(args) -> int:
-    from checks.features import CLAIMS, QUANTITIES, known_quantities
+    from checks.registry import all_claims, quantities
     print("claims:")
-    for c in CLAIMS.values():
-        print(f"  {c.id:<6} [{c.source}] {c.quantity} <= {'C*' if c.kind == 'O' else ''}"
-              f"({c.bound})")
-        print(f"         {c.statement}")
+    for c in all_claims().values():
+        rel = {"O": "<= C*", "le": "<= ", "lt": "< "}[c.kind]
+        print(f"  {c.id:<8} [{c.source}] {c.quantity} {rel}({c.bound})")
+        print(f"           {c.statement}")
     print("quantities:")
-    for name in known_quantities():
-        q = QUANTITIES.get(name)
-        print(f"  {name:<40} {q.description if q else 'composite (several events of one run)'}")
+    for name, description in quantities().items():
+        print(f"  {name:<45} {description}")
     return 0
 
 
@@ -177,9 +236,10 @@ def _print_verdict(v) -> None:
 
 
 def _check(args) -> int:
-    from checks.features import CLAIMS
+    from checks.registry import all_claims
     from checks.verdict import check_bound
 
+    CLAIMS = all_claims()
     unknown = [c for c in args.claims if c not in CLAIMS]
     if unknown:
         raise UserError(f"unknown claim {unknown[0]}; known: {', '.join(CLAIMS)}")
@@ -202,11 +262,21 @@ def _check(args) -> int:
     if args.json:
         _write_json(args.json, [v.to_json() for v in verdicts])
     if args.report:
+        from checks.registry import setting_of
         from checks.report import mean_field_predictions, write_report
+        from checks.report_classification import classification_extras
+
+        settings_seen = {setting_of(CLAIMS[cid].quantity) for cid in ids}
         os.makedirs(args.report, exist_ok=True)
-        path = write_report(verdicts, args.report, mean_field_predictions(
-            Ks=(4, 8, 16) if args.profile == "quick" else (4, 8, 16, 32),
-            Ns=(100, 1000, 10000)))
+        predictions = extras = None
+        if "features" in settings_seen:
+            predictions = mean_field_predictions(
+                Ks=(4, 8, 16) if args.profile == "quick" else (4, 8, 16, 32),
+                Ns=(100, 1000, 10000))
+        if "classification" in settings_seen:
+            with _executor(args.executor) as ex:
+                extras = classification_extras(args.profile, ex)
+        path = write_report(verdicts, args.report, predictions, extras)
         print(f"wrote {path}")
     return 0
 
@@ -224,14 +294,14 @@ def _executor(spec):
 
 
 def _bound(args) -> int:
-    from checks.bounds import parse_bound
-    from checks.features import known_quantities
+    from checks.bounds import parse_bound, variables_for
+    from checks.registry import known_quantities
     from checks.verdict import check_bound
     from numerics.features import whole_number
 
     if args.quantity not in known_quantities():
         raise UserError(f"unknown quantity {args.quantity}; see icl-verify list")
-    parse_bound(args.bound)
+    parse_bound(args.bound, variables_for(args.quantity))
     examples = None if args.examples is None else whole_number(args.examples, "examples", at_least=1)
     if args.json:
         _check_out(args.json)

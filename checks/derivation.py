@@ -3,9 +3,10 @@ from __future__ import annotations
 
 import sympy as sp
 
+from theory import classification as thc
 from theory import features as th
 
-__all__ = ["features_rules", "render"]
+__all__ = ["features_rules", "classification_rules", "render"]
 
 
 def features_rules() -> list[tuple[str, str, sp.Basic, str]]:
@@ -40,20 +41,29 @@ def features_rules() -> list[tuple[str, str, sp.Basic, str]]:
     ]
 
 
+def classification_rules() -> list[tuple[str, str, sp.Basic, str]]:
+    """``(text label, LaTeX label, expression, note)`` of the classification derivation."""
+    return [(label, label, expr, note) for label, expr, note in thc.derivation()]
+
+
+_HEADERS = {"features": "derived dynamics (S2 = sum_m Attn_m^2)",
+            "classification": "derived reduction (whitened coordinates; reconstructed model)"}
+
+
 def render(setting: str, fmt: str = "both") -> str:
     """The derivation of ``setting`` as plain text, LaTeX, or both."""
-    if setting != "features":
+    if setting not in _HEADERS:
         raise ValueError(f"no derivation for setting {setting!r}")
-    rules = features_rules()
+    rules = features_rules() if setting == "features" else classification_rules()
     out = []
     if fmt in ("text", "both"):
-        out.append("# features: derived dynamics (S2 = sum_m Attn_m^2)")
+        out.append(f"# {setting}: {_HEADERS[setting]}")
         for label, _, expr, note in rules:
             out.append(f"{label} = {sp.sstr(expr)}" + (f"    [{note}]" if note else ""))
     if fmt in ("latex", "both"):
         if out:
             out.append("")
-        out.append("% features: derived dynamics, LaTeX (S_2 = \\sum_m Attn_m^2)")
+        out.append(f"% {setting}: {_HEADERS[setting]}, LaTeX")
         for _, label, expr, note in rules:
             out.append(rf"{label} = {sp.latex(expr)}" + (f"  % {note}" if note else ""))
     return "\n".join(out)

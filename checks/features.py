@@ -16,11 +16,11 @@ import numpy as np
 
 from numerics.features import FeaturesConfig, Snapshot, loss_star, simulate, structure
 
-from .bounds import evaluate_bound, parse_bound
+from .bounds import evaluate_bound, parse_bound, variables_for
 
 __all__ = ["EVENTS", "register_event", "QUANTITIES", "COMPOSITE", "Quantity", "measure",
            "measure_many", "measure_any", "known_quantities", "Region", "Claim", "CLAIMS",
-           "NotReached", "config_for"]
+           "NotReached", "config_for", "describe_quantities", "DEFAULT_REGION"]
 
 SOURCES = ("paper", "derived", "reconstructed")
 
@@ -143,13 +143,54 @@ class Region:
         return {"K": K, "N": self.n_of(K), "epsilon": math.sqrt(self.epsilon[0] * self.epsilon[1]),
                 "eta": math.sqrt(self.eta[0] * self.eta[1]), "p1": sum(self.p1) / 2}
 
+    def strategy(self):
+        """Hypothesis strategy of configurations in the region (log-uniform eps and eta)."""
+        from hypothesis import strategies as st
+
+        @st.composite
+        def draw(draw_):
+            K = draw_(st.integers(*self.K))
+            return {"K": K, "N": self.n_of(K),
+                    "epsilon": math.exp(draw_(st.floats(*map(math.log, self.epsilon)))),
+                    "eta": math.exp(draw_(st.floats(*map(math.log, self.eta)))),
+                    "p1": draw_(st.floats(*self.p1))}
+        return draw()
+
+    def sweep_points(self, var: str, points: int) -> list[dict]:
+        """``var`` varied geometrically over its range, the rest at the centre."""
+        base = self.base()
+        out = []
+        for v in np.geomspace(*getattr(self, var), points):
+            params = dict(base)
+            if var == "K":
+                params["K"] = int(round(v))
+                params["N"] = self.n_of(params["K"])
+            else:
+                params[var] = float(v)
+            if params not in out:
+                out.append(params)
+        return out
+
+    @staticmethod
+    def axis(var: str):
+        """The scaling variable a sweep of ``var`` is fitted in: ``(label, value from params)``."""
+        if var == "K":
+            return "K", lambda params: params["K"]
+        return f"1/{var}", lambda params: 1 / params[var]
+
+    def describe(self) -> str:
+        return (f"K in {list(self.K)}, N = {self.N}, eps in {list(self.epsilon)}, eta in "
+                f"{list(self.eta)}, p1 in {list(self.p1)}")
+
 
 @dataclass(frozen=True)
 class Claim:
     """A statement, its source, the quantity it bounds, the bound and where it is asserted.
 
     ``kind`` ``"O"``: ``measured <= C * bound`` for some constant C over the region;
-    ``"le"``: ``measured <= bound`` exactly, at every configuration of the region.
+    ``"le"`` (``"lt"``): ``measured <= bound`` (``<``) exactly, at every configuration of the region.
+    ``region`` is any object with ``strategy()``, ``base()``, ``sweep``, ``sweep_points(var, n)``,
+    ``axis(var)`` and ``describe()`` (see :class:`Region`).
     """
 
     id: str
@@ -157,17 +198,17 @@ class Claim:
     source: str
     quantity: str
     bound: str
-    region: Region = field(default_factory=Region)
+    region: object = field(default_factory=Region)
     kind: str = "O"
 
     def __post_init__(self):
         if self.source not in SOURCES:
             raise ValueError(f"claim {self.id}: source must be one of {SOURCES}")
-        parse_bound(self.bound)
+        parse_bound(self.bound, variables_for(self.quantity))
 
     @property
     def bound_expr(self):
-        return parse_bound(self.bound)
+        return parse_bound(self.bound, variables_for(self.quantity))
 
 
 _T1 = "log(epsilon**(-1/2))/(eta*epsilon)"
@@ -272,3 +313,13 @@ def measure_any(name: str, params: dict, max_steps: int = 60_000) -> float:
 
 def known_quantities() -> list[str]:
     return sorted(QUANTITIES) + sorted(COMPOSITE)
+
+
+def describe_quantities() -> dict:
+    """Quantity name -> one-line description."""
+    return {name: QUANTITIES[name].description if name in QUANTITIES else
+            "composite (several events of one run)" for name in known_quantities()}
+
+
+#: The region ``icl-verify bound`` uses for features quantities.
+DEFAULT_REGION = Region()

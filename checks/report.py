@@ -9,7 +9,7 @@ import sympy as sp
 from numerics.features import simulate
 from theory import features as th
 
-from .features import CLAIMS, config_for, measure_many
+from .features import config_for, measure_many
 
 __all__ = ["mean_field_predictions", "write_report"]
 
@@ -151,36 +151,42 @@ def _plot_ratios(out_dir, verdicts):
     return files
 
 
-def write_report(verdicts, out_dir: str, predictions=None) -> str:
-    """Write ``report.md`` and its figures into ``out_dir``; returns the Markdown path."""
+def write_report(verdicts, out_dir: str, predictions=None, classification=None) -> str:
+    """Write ``report.md`` and its figures into ``out_dir``; returns the Markdown path.
+
+    ``predictions``: mean-field rows for the features section (:func:`mean_field_predictions`);
+    ``classification``: the extras of the classification section
+    (:func:`checks.report_classification.classification_extras`)."""
+    from .registry import all_claims, setting_of
+
+    claims = all_claims()
     os.makedirs(out_dir, exist_ok=True)
-    traj_files, ends = _plot_trajectory(out_dir, _EXAMPLE)
     ratio_files = _plot_ratios(out_dir, verdicts)
-    lines = ["# icl-verifier report: features", "",
+    lines = ["# icl-verifier report", "",
              "Sources: *paper* = stated in the seeds (abstract, talk slides); *derived* = our "
-             "derivation; *reconstructed* = our reading of the paper. The paper's full text was "
+             "derivation; *reconstructed* = our reading of the paper. The papers' full texts were "
              "not available.", "",
-             "An O(.) claim is *consistent* when measured/bound does not grow in K, 1/eps, 1/eta "
-             "(log-log slope over the larger half of each sweep, 95% interval below 0.1; a bound "
-             "with several terms is tested with its terms reweighted by non-negative least "
-             "squares, the same O(.) claim); *refuted* when the slope is above 0.1 beyond its "
-             "interval; the constant is the largest measured/bound met. Exact inequalities are "
-             "checked by Hypothesis and shrunk to a minimal counterexample.", "",
+             "An O(.) claim is *consistent* when measured/bound does not grow in any swept "
+             "variable (log-log slope over the larger half of each sweep, 95% interval below 0.1; "
+             "a bound with several terms is tested with its terms reweighted by non-negative "
+             "least squares, the same O(.) claim); *refuted* when the slope is above 0.1 beyond "
+             "its interval; the constant is the largest measured/bound met. Exact inequalities "
+             "are checked by Hypothesis and shrunk to a minimal counterexample.", "",
              "| claim | source | verdict | constant | exponents (tail slope, 95% CI) | reason |",
              "| --- | --- | --- | --- | --- | --- |"]
     for v in verdicts:
         exps = "; ".join(f"{f['variable']}: {f['slope']:.2f} [{f['low']:.2f}, {f['high']:.2f}]"
                          for f in v.exponents.values()) or "-"
         const = "-" if v.constant is None else f"{v.constant:.3g}"
-        lines.append(f"| {v.claim_id} | {CLAIMS[v.claim_id].source} | **{v.verdict}** | {const} | "
+        lines.append(f"| {v.claim_id} | {claims[v.claim_id].source} | **{v.verdict}** | {const} | "
                      f"{exps} | {v.reason} |")
     lines += ["", "## Claims", ""]
     for v in verdicts:
-        c = CLAIMS[v.claim_id]
+        c = claims[v.claim_id]
+        rel = {"O": "O(.)", "le": "exact, <=", "lt": "exact, <"}[c.kind]
         lines += [f"**{c.id}** ({c.source}). {c.statement}", "",
-                  f"- quantity `{c.quantity}`, bound `{c.bound}` ({'O(.)' if c.kind == 'O' else 'exact'}"
-                  f"), region K in {list(c.region.K)}, N = {c.region.N}, eps in "
-                  f"{list(c.region.epsilon)}, eta in {list(c.region.eta)}, p1 in {list(c.region.p1)}",
+                  f"- quantity `{c.quantity}`, bound `{c.bound}` ({rel}), region "
+                  f"{c.region.describe()}",
                   f"- worst configuration: `{v.worst}`"]
         if v.counterexample:
             lines.append(f"- minimal counterexample: `{v.counterexample}`")
@@ -189,13 +195,29 @@ def write_report(verdicts, out_dir: str, predictions=None) -> str:
         if v.claim_id in ratio_files:
             lines += ["", f"![{c.id}]({ratio_files[v.claim_id]})"]
         lines.append("")
-    lines += ["## Dynamics of the imbalanced family", "",
-              f"Configuration {_EXAMPLE}. Phase ends (reconstructed boundaries): "
-              + ", ".join(f"`{k.split('features.')[1]}` = {ends[k]}" for k in ends), "",
-              f"![weights]({traj_files['weights']})", "", f"![stage-wise]({traj_files['stagewise']})",
-              "", f"![attention]({traj_files['attention']})", ""]
+    by_setting = {}
+    for v in verdicts:
+        by_setting.setdefault(setting_of(claims[v.claim_id].quantity), []).append(v)
+    if "features" in by_setting:
+        lines += _features_section(out_dir, predictions)
+    if "classification" in by_setting and classification is not None:
+        from .report_classification import classification_section
+        lines += classification_section(by_setting["classification"], out_dir, classification)
+    path = os.path.join(out_dir, "report.md")
+    with open(path, "w") as fh:
+        fh.write("\n".join(lines))
+    return path
+
+
+def _features_section(out_dir, predictions) -> list[str]:
+    traj_files, ends = _plot_trajectory(out_dir, _EXAMPLE)
+    lines = ["## Features: dynamics of the imbalanced family", "",
+             f"Configuration {_EXAMPLE}. Phase ends (reconstructed boundaries): "
+             + ", ".join(f"`{k.split('features.')[1]}` = {ends[k]}" for k in ends), "",
+             f"![weights]({traj_files['weights']})", "", f"![stage-wise]({traj_files['stagewise']})",
+             "", f"![attention]({traj_files['attention']})", ""]
     if predictions:
-        lines += ["## Mean-field predictions (derived) against the exact simulation", "",
+        lines += ["## Features: mean-field predictions (derived) against the exact simulation", "",
                   "The error should fall as N grows (the mean field is the N -> inf limit); GD "
                   "steps against continuous time add an O(eta) part to the closed forms.", "",
                   "| quantity | prediction | K | N | predicted | measured | relative error |",
@@ -206,8 +228,4 @@ def write_report(verdicts, out_dir: str, predictions=None) -> str:
             lines.append(f"| {r['quantity']} | {r['prediction']} | {r['K']} | {r['N']} | {pred} | "
                          f"{r['measured']} | {err} |")
         lines.append("")
-    path = os.path.join(out_dir, "report.md")
-    with open(path, "w") as fh:
-        fh.write("\n".join(lines))
-    return path
-
+    return lines

@@ -25,10 +25,9 @@ from dataclasses import asdict, dataclass, field
 
 import numpy as np
 from hypothesis import HealthCheck, Phase, given, settings, target
-from hypothesis import strategies as st
 
-from .bounds import evaluate_bound, parse_bound
-from .features import NotReached, Region, measure_any
+from .bounds import evaluate_bound, parse_bound, variables_for
+from .features import NotReached
 
 __all__ = ["Verdict", "fit_exponent", "check_bound", "PROFILES", "GROWTH"]
 
@@ -38,7 +37,6 @@ PROFILES = {
     "quick": {"examples": 6, "points": 7, "max_steps": 30_000},
     "thorough": {"examples": 40, "points": 11, "max_steps": 200_000},
 }
-_SWEEP_VARIABLES = {"K": "K", "epsilon": "1/epsilon", "eta": "1/eta"}
 
 
 @dataclass
@@ -78,6 +76,8 @@ def fit_exponent(x, y, confidence: float = 0.95) -> dict:
 
 def _evaluate(quantity, bound_expr, params, max_steps):
     """``(measured, bound)``; measured is None when the event was not reached."""
+    from .registry import measure_any
+
     b = evaluate_bound(bound_expr, params)
     try:
         m = float(measure_any(quantity, params, max_steps))
@@ -88,46 +88,21 @@ def _evaluate(quantity, bound_expr, params, max_steps):
 
 def _task(args):
     quantity, bound, params, max_steps = args
-    return _evaluate(quantity, parse_bound(bound), params, max_steps)
+    return _evaluate(quantity, parse_bound(bound, variables_for(quantity)), params, max_steps)
 
 
-def _configurations(region: Region):
-    @st.composite
-    def draw(draw_):
-        K = draw_(st.integers(*region.K))
-        return {"K": K, "N": region.n_of(K),
-                "epsilon": math.exp(draw_(st.floats(*map(math.log, region.epsilon)))),
-                "eta": math.exp(draw_(st.floats(*map(math.log, region.eta)))),
-                "p1": draw_(st.floats(*region.p1))}
-    return draw()
-
-
-def _sweep_points(region: Region, var: str, points: int) -> list[dict]:
-    base = region.base()
-    lo, hi = getattr(region, var)
-    values = np.geomspace(lo, hi, points)
-    out = []
-    for v in values:
-        params = dict(base)
-        if var == "K":
-            params["K"] = int(round(v))
-            params["N"] = region.n_of(params["K"])
-        else:
-            params[var] = float(v)
-        if params not in out:
-            out.append(params)
-    return out
-
-
-def check_bound(quantity: str, bound: str, region: Region | None = None, profile: str = "quick",
+def check_bound(quantity: str, bound: str, region=None, profile: str = "quick",
                 kind: str = "O", examples: int | None = None, executor=None,
                 progress=None) -> Verdict:
-    """Check ``quantity <= C * bound`` (``kind "O"``) or ``quantity <= bound`` (``"le"``)."""
-    region = region or Region()
+    """Check ``quantity <= C * bound`` (``kind "O"``), ``quantity <= bound`` (``"le"``) or
+    ``quantity < bound`` (``"lt"``) on ``region`` (default: the setting's default region)."""
+    from .registry import default_region
+
+    region = region or default_region(quantity)
     opts = dict(PROFILES[profile])
     if examples is not None:
         opts["examples"] = examples
-    expr = parse_bound(bound)
+    expr = parse_bound(bound, variables_for(quantity))
     evaluations = []
 
     def record(params, m, b, where):
@@ -142,9 +117,9 @@ def check_bound(quantity: str, bound: str, region: Region | None = None, profile
     failing = []
 
     @settings(max_examples=opts["examples"], derandomize=True, database=None, deadline=None,
-              phases=[Phase.generate, Phase.target] + ([Phase.shrink] if kind == "le" else []),
+              phases=[Phase.generate, Phase.target] + ([Phase.shrink] if kind != "O" else []),
               suppress_health_check=list(HealthCheck), report_multiple_bugs=False)
-    @given(_configurations(region))
+    @given(region.strategy())
     def probe(params):
         m, b = _evaluate(quantity, expr, params, opts["max_steps"])
         ratio = record(params, m, b, "search")
@@ -154,7 +129,7 @@ def check_bound(quantity: str, bound: str, region: Region | None = None, profile
             target(math.log(max(ratio, 1e-300)), label="log(measured/bound)")
         else:
             target(ratio, label="measured - bound")
-            if m > b:
+            if m > b or (kind == "lt" and m >= b):
                 failing.append(evaluations[-1])
                 raise AssertionError("inequality fails")
 
@@ -168,7 +143,7 @@ def check_bound(quantity: str, bound: str, region: Region | None = None, profile
     if kind == "O":
         tasks = {}
         for var in region.sweep:
-            pts = _sweep_points(region, var, opts["points"])
+            pts = region.sweep_points(var, opts["points"])
             if len(pts) >= 3:
                 tasks[var] = pts
         flat = [(var, p) for var, pts in tasks.items() for p in pts]
@@ -183,7 +158,7 @@ def check_bound(quantity: str, bound: str, region: Region | None = None, profile
                 var = e["probe"].split(" ", 1)[1]
                 ref = reference(e["params"])
                 if ref > 0 and e["measured"] > 0:
-                    x = e["params"][var] if var == "K" else 1 / e["params"][var]
+                    x = region.axis(var)[1](e["params"])
                     by_var.setdefault(var, []).append((x, e["measured"] / ref))
         for var, xy in by_var.items():
             xy = sorted(xy)
@@ -191,7 +166,7 @@ def check_bound(quantity: str, bound: str, region: Region | None = None, profile
             if len({x for x, _ in tail}) >= 3:
                 fit = fit_exponent([x for x, _ in tail], [r for _, r in tail])
                 whole = fit_exponent([x for x, _ in xy], [r for _, r in xy])
-                fit.update(variable=_SWEEP_VARIABLES[var], whole_range_slope=whole["slope"],
+                fit.update(variable=region.axis(var)[0], whole_range_slope=whole["slope"],
                            points=whole["points"])
                 exponents[var] = fit
         verdict = _decide(quantity, bound, kind, evaluations, exponents, failing)
@@ -234,10 +209,11 @@ def _decide(quantity, bound, kind, evaluations, exponents, failing) -> Verdict:
     worst = max(reached, key=lambda e: e["ratio"]) if reached else None
     common = dict(quantity=quantity, bound=bound, evaluations=evaluations,
                   worst=worst["params"] if worst else None, exponents=exponents)
-    if kind == "le":
+    if kind in ("le", "lt"):
         if failing:
             return Verdict(verdict="refuted", constant=None, counterexample=failing[-1], **common,
-                           reason=f"measured {failing[-1]['measured']:g} > bound "
+                           reason=f"measured {failing[-1]['measured']:g} "
+                                  f"{'>' if kind == 'le' else '>='} bound "
                                   f"{failing[-1]['bound']:g} at the minimal counterexample")
         if missing:
             return Verdict(verdict="inconclusive", constant=None, **common,

@@ -26,9 +26,11 @@ LIBRARIES = ("mpfr", "mpmath")
 
 _FUNCTIONS = {
     "mpfr": {"mpf": gmpy2.mpfr, "exp": gmpy2.exp, "expm1": gmpy2.expm1, "log": gmpy2.log,
-             "log1p": gmpy2.log1p, "lgamma": gmpy2.lngamma, "isfinite": gmpy2.is_finite},
+             "log1p": gmpy2.log1p, "lgamma": gmpy2.lngamma, "isfinite": gmpy2.is_finite,
+             "sqrt": gmpy2.sqrt},
     "mpmath": {"mpf": mpmath.mpf, "exp": mpmath.exp, "expm1": mpmath.expm1, "log": mpmath.log,
-               "log1p": mpmath.log1p, "lgamma": mpmath.loggamma, "isfinite": mpmath.isfinite},
+               "log1p": mpmath.log1p, "lgamma": mpmath.loggamma, "isfinite": mpmath.isfinite,
+               "sqrt": mpmath.sqrt},
 }
 _UFUNCS = {lib: {name: np.frompyfunc(fn, 1, 1) for name, fn in fns.items()}
            for lib, fns in _FUNCTIONS.items()}
@@ -58,6 +60,10 @@ class Backend:
     def namespace(self) -> dict:
         """Names for generated code: ``mpf`` is this backend's number type."""
         return {} if self.digits is None else {"mpf": _FUNCTIONS[self.library]["mpf"]}
+
+    def function(self, name: str):
+        """The scalar function ``name`` (exp, log1p, sqrt, ...) of this backend's library."""
+        return getattr(np, name) if self.digits is None else _FUNCTIONS[self.library][name]
 
     def context(self):
         """Context manager that sets the working precision (no-op for float64)."""
@@ -118,6 +124,9 @@ class Backend:
 
     def log1p(self, x):
         return self._apply("log1p", np.log1p, x)
+
+    def sqrt(self, x):
+        return self._apply("sqrt", np.sqrt, x)
 
     def lgamma(self, x):
         if self.digits is None:

@@ -14,8 +14,6 @@ from __future__ import annotations
 
 import json
 import math
-import os
-import tempfile
 from dataclasses import dataclass, field
 from fractions import Fraction
 
@@ -23,6 +21,7 @@ import numpy as np
 
 from .backend import F64, Backend
 from .errors import ConfigError, SimulationError
+from .jsonio import write_json
 from .prompts import METHODS, Columns, choose_method, expect
 
 __all__ = ["FeaturesConfig", "parse_p", "Structure", "structure", "loss_star", "simulate",
@@ -351,17 +350,7 @@ class Trajectory:
 
     def save(self, path: str) -> None:
         """Write JSON atomically: the file appears complete or not at all."""
-        data = json.dumps(self.to_json())
-        folder = os.path.dirname(os.path.abspath(path))
-        fd, tmp = tempfile.mkstemp(dir=folder, prefix=".trajectory-", suffix=".json")
-        try:
-            with os.fdopen(fd, "w") as fh:
-                fh.write(data)
-            os.replace(tmp, path)
-        except BaseException:
-            if os.path.exists(tmp):
-                os.unlink(tmp)
-            raise
+        write_json(path, self.to_json())
 
     @classmethod
     def load(cls, path: str, backend: Backend | None = None) -> "Trajectory":

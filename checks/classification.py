@@ -1,0 +1,224 @@
+"""classification: the claims the tool checks and the quantities they measure.
+
+Configurations are ``N`` (training prompt length), ``M`` (test prompt length), ``c`` classes,
+dimension ``d``, step size ``eta``, the condition number ``kappa`` of a diagonal ``Lambda`` with
+eigenvalues spread geometrically over ``[kappa^{-1/2}, kappa^{1/2}]``, and the whitened norm ``r`` of
+the class means.  The model is our reconstruction (:mod:`theory.classification`); the claims say
+which of their parts the paper's abstract states.
+"""
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+from functools import lru_cache
+
+import numpy as np
+
+from numerics.classification import (ClassificationConfig, IsotropicLoss, MonteCarloLoss,
+                                     inference_error, minimiser, minimiser_gap, simulate)
+from numerics.errors import SimulationError
+
+from .features import Claim, NotReached
+
+__all__ = ["Region", "QUANTITIES", "CLAIMS", "measure_any", "describe_quantities",
+           "DEFAULT_REGION", "config_for", "RATE_TOLERANCE"]
+
+#: GD runs until ``||W_t - W*|| <= RATE_TOLERANCE ||W_0 - W*||``; the rate is fitted on the way.
+RATE_TOLERANCE = 1e-7
+#: Monte Carlo sizes: training loss for GD (multi-class or anisotropic), a* (multi-class), and
+#: test prompts for the inference error.
+GD_SAMPLES, MINIMISER_SAMPLES, TEST_SAMPLES = 20_000, 200_000, 100_000
+
+
+@dataclass(frozen=True)
+class Region:
+    """Configurations where a classification claim is asserted; ``sweep`` names the scaling
+    variables (each swept geometrically with the others at the centre)."""
+
+    N: tuple[int, int] = (16, 1024)
+    M: tuple[int, int] = (16, 1024)
+    c: tuple[int, int] = (2, 2)
+    d: tuple[int, int] = (1, 4)
+    eta: tuple[float, float] = (1.0, 4.0)
+    kappa: tuple[float, float] = (1.0, 1.0)
+    r: float = 1.0
+    sweep: tuple[str, ...] = ("N",)
+
+    _INTEGER = ("N", "M", "c", "d")
+
+    def strategy(self):
+        from hypothesis import strategies as st
+
+        @st.composite
+        def draw(draw_):
+            out = {}
+            for name in ("N", "M"):
+                lo, hi = getattr(self, name)
+                out[name] = int(round(math.exp(draw_(st.floats(math.log(lo), math.log(hi))))))
+            out["c"] = draw_(st.integers(*self.c))
+            out["d"] = draw_(st.integers(*self.d))
+            out["eta"] = math.exp(draw_(st.floats(*map(math.log, self.eta))))
+            out["kappa"] = draw_(st.floats(*self.kappa))
+            out["r"] = self.r
+            return out
+        return draw()
+
+    def base(self) -> dict:
+        """The centre: geometric for N, M, eta; the middle for c, d, kappa."""
+        geo = lambda lo, hi: math.sqrt(lo * hi)  # noqa: E731
+        return {"N": int(round(geo(*self.N))), "M": int(round(geo(*self.M))),
+                "c": int(round(sum(self.c) / 2)), "d": int(round(sum(self.d) / 2)),
+                "eta": geo(*self.eta), "kappa": sum(self.kappa) / 2, "r": self.r}
+
+    def sweep_points(self, var: str, points: int) -> list[dict]:
+        base = self.base()
+        out = []
+        for v in np.geomspace(*getattr(self, var), points):
+            params = dict(base)
+            params[var] = int(round(v)) if var in self._INTEGER else float(v)
+            if params not in out:
+                out.append(params)
+        return out
+
+    @staticmethod
+    def axis(var: str):
+        return var, lambda params: params[var]
+
+    def describe(self) -> str:
+        return (f"N in {list(self.N)}, M in {list(self.M)}, c in {list(self.c)}, d in "
+                f"{list(self.d)}, eta in {list(self.eta)}, kappa in {list(self.kappa)}, "
+                f"r = {self.r}")
+
+
+def lambda_spec(d: int, kappa: float) -> str:
+    """``diag:`` spec of ``Lambda`` with eigenvalues geometric over ``[kappa^-1/2, kappa^1/2]``."""
+    if kappa == 1 or d == 1:
+        return "identity"
+    return "diag:" + ",".join(repr(float(x)) for x in
+                              np.geomspace(kappa ** -0.5, kappa ** 0.5, d))
+
+
+def config_for(params: dict) -> ClassificationConfig:
+    return ClassificationConfig.make(int(params["N"]), int(params["d"]),
+                                     lambda_spec(int(params["d"]), float(params.get("kappa", 1))),
+                                     int(params.get("c", 2)), repr(float(params.get("r", 1))),
+                                     repr(float(params.get("eta", 1))))
+
+
+# ---------------------------------------------------------------------------------------------
+# quantities
+
+
+def _run(params, max_steps):
+    """GD from ``W = 0`` until ``||W_t - W*||`` has fallen by ``RATE_TOLERANCE`` (quadrature for
+    two classes, ``Lambda = I``, ``d <= 2``; Monte Carlo with common random numbers otherwise)."""
+    config = config_for(params)
+    quad = config.classes == 2 and config.isotropic and config.d <= 2
+    try:
+        return simulate(config, max_steps, method="quadrature" if quad else "montecarlo",
+                        samples=GD_SAMPLES, until=RATE_TOLERANCE), config
+    except SimulationError as exc:
+        raise NotReached(f"GD broke down at {params}: {exc}") from None
+
+
+def _rate(params, max_steps):
+    """Upper end of the 95% interval of the fitted linear rate ``rho``."""
+    traj, _ = _run(params, max_steps)
+    if traj.distance[-1] > RATE_TOLERANCE * traj.distance[0]:
+        raise NotReached(f"||W_t - W*|| did not fall by {RATE_TOLERANCE:g} in {max_steps} steps")
+    return traj.rate()["high"]
+
+
+def predicted_rate(traj, config) -> float:
+    """Spectral radius of the GD map's Jacobian at ``W*``: ``I - eta diag(lambda_g^2 / k_g) H``."""
+    if traj.config["method"] == "quadrature":
+        H = np.atleast_2d(float(IsotropicLoss(config.N, config.d, config.r)(traj.v_star[0])[2]))
+    else:
+        _, _, groups = config.eigen()
+        mc = MonteCarloLoss(config.N, config.d, config.classes, config.r, groups, GD_SAMPLES,
+                            traj.config["seed"])
+        H = mc(traj.v_star)[2]
+    scale = float(config.eta) * traj.eigenvalues**2 / traj.multiplicity
+    J = np.eye(len(scale)) - scale[:, None] * H
+    return float(np.max(np.abs(np.linalg.eigvals(J))))
+
+
+def _rate_error(params, max_steps):
+    """``|rho fitted - rho predicted by the linearisation at W*|``."""
+    traj, config = _run(params, max_steps)
+    return abs(traj.rate()["rho"] - predicted_rate(traj, config))
+
+
+@lru_cache(maxsize=256)
+def _a_star(N, c, d, r):
+    config = ClassificationConfig.make(N, d, "identity", c, repr(r))
+    a, _ = minimiser(config, samples=MINIMISER_SAMPLES)
+    return float(a)
+
+
+def _gap(params, max_steps):
+    config = config_for(params)
+    return minimiser_gap(config, samples=MINIMISER_SAMPLES)[0]
+
+
+def _error(params, max_steps):
+    N, c, d, r = int(params["N"]), int(params.get("c", 2)), int(params["d"]), float(params["r"])
+    return inference_error(_a_star(N, c, d, r), int(params["M"]), d, c, r, TEST_SAMPLES)[0]
+
+
+QUANTITIES = {
+    "classification.rate": (_rate, "fitted linear rate rho of ||W_t - W*|| under GD from W = 0 "
+                                   "(upper end of its 95% interval)"),
+    "classification.rate_prediction_error": (_rate_error, "|rho fitted - spectral radius of the "
+                                                          "GD map linearised at W*|"),
+    "classification.minimiser_gap": (_gap, "||W*/c - Lambda^{-1}||_max of the global minimiser"),
+    "classification.inference_error": (_error, "E (1/2) sum_k |p_k - p*_k| on test prompts of "
+                                                "length M, W = W* trained at N, against Bayes"),
+}
+
+
+def describe_quantities() -> dict:
+    return {name: desc for name, (_, desc) in QUANTITIES.items()}
+
+
+def measure_any(name: str, params: dict, max_steps: int = 60_000) -> float:
+    if name not in QUANTITIES:
+        raise KeyError(name)
+    return QUANTITIES[name][0](params, max_steps)
+
+
+# ---------------------------------------------------------------------------------------------
+# claims
+
+_RATE_REGION = Region(N=(8, 128), M=(16, 16), c=(2, 4), d=(1, 3), eta=(1.0, 4.0),
+                      kappa=(1.0, 1.5), sweep=())
+_GAP_REGION = Region(N=(16, 2048), M=(16, 16), c=(2, 2), d=(1, 4), sweep=("N",))
+_GAP_MC_REGION = Region(N=(32, 1024), M=(16, 16), c=(3, 6), d=(2, 2), sweep=("N", "c"))
+_ERROR_REGION = Region(N=(16, 1024), M=(16, 4096), c=(2, 2), d=(1, 4), sweep=("N", "M"))
+_ERROR_MC_REGION = Region(N=(32, 1024), M=(16, 4096), c=(3, 5), d=(2, 2), sweep=("N", "M", "c"))
+
+#: The region ``icl-verify bound`` uses for classification quantities.
+DEFAULT_REGION = Region(N=(16, 1024), M=(16, 1024), c=(2, 2), d=(1, 4), sweep=("N", "M"))
+
+CLAIMS = {c.id: c for c in [
+    Claim("C1", "A single-layer transformer trained by GD converges to the global minimiser at a "
+          "linear rate, ||W_t - W*|| <= C rho^t with rho < 1 (paper); measured: the upper end of "
+          "the 95% interval of the fitted rho, W_0 = 0, binary by quadrature (Lambda = I, d <= 2), "
+          "otherwise GD on a common-random-numbers Monte Carlo loss.", "paper",
+          "classification.rate", "1", _RATE_REGION, kind="lt"),
+    Claim("C1.local", "The fitted rate is the spectral radius of the GD map linearised at W*, "
+          "I - eta diag(lambda_g^2/k_g) Hess L(W*), to 1e-3.", "derived",
+          "classification.rate_prediction_error", "1/1000", _RATE_REGION, kind="le"),
+    Claim("C2", "Binary: W* = 2 (Lambda^{-1} + G) with ||G||_max = O(1/N) (reconstructed; the "
+          "abstract states only convergence to a global minimiser).", "reconstructed",
+          "classification.minimiser_gap", "1/N", _GAP_REGION),
+    Claim("C2.mc", "c classes: W* = c (Lambda^{-1} + G) with ||G||_max = O(c/N) (reconstructed).",
+          "reconstructed", "classification.minimiser_gap", "c/N", _GAP_MC_REGION),
+    Claim("C3", "The trained transformer's prediction approaches the Bayes-optimal classifier as "
+          "the training and test prompt lengths grow (paper), with inference error "
+          "O(1/N) + O(1/sqrt(M)) (reconstructed).", "reconstructed",
+          "classification.inference_error", "1/N + 1/sqrt(M)", _ERROR_REGION),
+    Claim("C3.mc", "c classes: inference error O(c^2/N + c^{3/2}/sqrt(M)) (reconstructed).",
+          "reconstructed", "classification.inference_error", "c**2/N + c**(3/2)/sqrt(M)",
+          _ERROR_MC_REGION),
+]}
