@@ -176,15 +176,27 @@ class Nodes:
     query: int = 64
 
     @classmethod
-    def for_backend(cls, backend: Backend) -> "Nodes":
+    def for_backend(cls, backend: Backend, N: int = 64) -> "Nodes":
+        """Defaults: the context noise enters as ``zeta / sqrt(N)`` times the query, a product
+        whose poles come close to the real axis at small N, so short prompts get more nodes
+        (measured: about 1e-8 at N >= 16, 1e-5 at N = 2..8, float64)."""
+        noise = 8 if N >= 64 else 16 if N >= 16 else 32
         if not backend.is_mp:
-            return cls()
+            return cls(noise=noise)
         extra = backend.digits // 2
-        return cls(12 + extra, 12 + extra, 8 + extra // 2, 8 + extra // 2, 64 + 4 * backend.digits)
+        return cls(12 + extra, 12 + extra, noise + extra // 2, 8 + extra // 2,
+                   64 + 4 * backend.digits)
 
     def refined(self, factor: float = 1.5) -> "Nodes":
         return Nodes(*(int(math.ceil(factor * n)) for n in (self.count, self.cosine, self.noise,
                                                               self.rest, self.query)))
+
+
+def _number(be: Backend, x):
+    """``x`` (Fraction, int, float or decimal string) as a number of ``be``, exactly rounded."""
+    f = _fraction(x, "number")
+    with be.context():
+        return be.scalar(f.numerator) / be.scalar(f.denominator)
 
 
 def _stable_functions(be: Backend) -> dict:
@@ -226,11 +238,11 @@ class IsotropicLoss:
 
     def __init__(self, N: int, d: int, r, backend: Backend = F64, nodes: Nodes | None = None):
         self.N, self.d, self.backend = N, d, backend
-        self.nodes = nodes or Nodes.for_backend(backend)
+        self.nodes = nodes or Nodes.for_backend(backend, N)
         be, nd = backend, self.nodes
         h, self._f = _compiled(be)
         with be.context():
-            r_ = be.scalar(str(r))
+            r_ = _number(be, r)
             n_count = min(N + 1, nd.count)
             xn, wn = rule("krawtchouk", n_count, be, (N, Fraction(1, 2)))
             alpha = xn / be.scalar(N)
@@ -263,7 +275,7 @@ class IsotropicLoss:
         """``(L, L', L'')`` at ``a`` (backend numbers)."""
         be = self.backend
         with be.context():
-            a = be.scalar(a) if not isinstance(a, str) else be.scalar(a)
+            a = be.scalar(a)
             total = [be.scalar(0)] * 3
             for i in range(0, self.m0.size, chunk):
                 t = self.m0[i:i + chunk, None] + self.s0[i:i + chunk, None] * self.z[None, :]
@@ -273,15 +285,30 @@ class IsotropicLoss:
             return tuple(total)
 
 
-def _newton(fun, x0, tol, max_iter=60, what="minimiser"):
-    """Newton's method on ``fun(x) -> (value, gradient, hessian)`` (scalar or vector)."""
+def _newton(fun, x0, tol, max_iter=100, what="minimiser"):
+    """Damped Newton's method on ``fun(x) -> (value, gradient, hessian)``, scalar or vector.
+
+    With a value, steps are halved until it decreases (the losses are convex, so the full step is
+    taken near the minimiser); without one (a root of the gradient), a step is at most 1."""
     x = x0
     for _ in range(max_iter):
-        _, g, H = fun(x)
-        dx = np.linalg.solve(np.atleast_2d(H), np.atleast_1d(g)) if np.ndim(g) else g / H
-        x = x - (dx if np.ndim(g) else dx)
-        if np.max(np.abs(np.asarray(dx, dtype=float))) <= tol * max(1.0, float(np.max(
-                np.abs(np.asarray(x, dtype=float))))):
+        value, g, H = fun(x)
+        try:
+            dx = np.linalg.solve(np.atleast_2d(H), np.atleast_1d(g)) if np.ndim(g) else g / H
+        except np.linalg.LinAlgError:
+            raise SimulationError(0, f"singular Hessian in Newton's method for the {what}") from None
+        if value is None:
+            scale = max(1.0, float(np.max(np.abs(dx))))
+            x_new = x - dx / scale
+        else:
+            t = 1.0
+            x_new = x - dx
+            while fun(x_new)[0] > value and t > 1e-6:
+                t /= 2
+                x_new = x - t * dx
+        step = np.max(np.abs(np.asarray(x_new - x, dtype=float)))
+        x = x_new
+        if step <= tol * max(1.0, float(np.max(np.abs(np.asarray(x, dtype=float))))):
             return x
     raise SimulationError(max_iter, f"Newton's method for the {what} did not converge")
 
@@ -396,7 +423,7 @@ def minimiser(config: ClassificationConfig, backend: Backend = F64, method: str 
         mc = MonteCarloLoss(config.N, config.d, config.classes, config.r, np.zeros(config.d, int),
                             samples, seed)
         return mc.isotropic_minimiser()
-    nodes = nodes or Nodes.for_backend(backend)
+    nodes = nodes or Nodes.for_backend(backend, config.N)
     a = _iso_minimiser(IsotropicLoss(config.N, config.d, config.r, backend, nodes), backend)
     # error estimate: the Newton step of a 1.5x finer rule at a*
     _, g, H = IsotropicLoss(config.N, config.d, config.r, backend, nodes.refined())(a)
@@ -407,7 +434,7 @@ def minimiser(config: ClassificationConfig, backend: Backend = F64, method: str 
 
 def _iso_minimiser(loss: IsotropicLoss, be: Backend):
     with be.context():
-        tol = 1e-14 if not be.is_mp else 10.0 ** (-be.digits - 2)
+        tol = 1e-14 if not be.is_mp else 10.0 ** (3 - be.digits)   # round-off of the sums
         a = be.scalar(2)
         for _ in range(60):
             _, g, H = loss(a)
@@ -553,7 +580,7 @@ def simulate(config: ClassificationConfig, steps: int, every: int = 1, backend: 
         loss = IsotropicLoss(config.N, config.d, config.r, be, nodes)
         a_star, a_err = minimiser(config, be, "quadrature", nodes=nodes)
         with be.context():
-            rate = be.scalar(str(config.eta)) * be.scalar(str(config.Lambda[0][0])) ** 2 / config.d
+            rate = _number(be, config.eta) * _number(be, config.Lambda[0][0]) ** 2 / config.d
             a = be.scalar(0)
             for t in range(steps + 1):
                 L, g, _ = loss(a)
