@@ -30,6 +30,7 @@ test-thorough: $(STAMP)
 
 bench: $(STAMP)
 	$(BIN)/python bench/features.py
+	$(BIN)/python bench/classification.py
 
 clean:
 	rm -rf $(VENV) $(REPORT) .pytest_cache .hypothesis

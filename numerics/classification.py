@@ -362,8 +362,9 @@ class MonteCarloLoss:
         self.U_inf = np.einsum("skj,sj,jg->skg", h_inf, x, onehot)
         self.samples, self.G, self.classes = samples, G, classes
 
-    def per_sample(self, v, limit=False):
-        """Per-prompt loss, gradient ``(S, G)`` and Hessian ``(S, G, G)`` at ``v``."""
+    def per_sample(self, v, limit=False, hessian=True):
+        """Per-prompt loss, gradient ``(S, G)`` and Hessian ``(S, G, G)`` (None when not asked
+        for) at ``v``."""
         U = self.U_inf if limit else self.U
         logits = U @ np.asarray(v, float)                 # (S, c)
         top = logits.max(axis=1, keepdims=True)
@@ -373,14 +374,16 @@ class MonteCarloLoss:
         resid = p.copy()
         resid[:, 0] -= 1.0                                # softmax minus the one-hot label
         grad = np.einsum("sk,skg->sg", resid, U)
+        if not hessian:
+            return loss, grad, None
         mean_u = np.einsum("sk,skg->sg", p, U)
         hess = np.einsum("sk,skg,skh->sgh", p, U, U) - mean_u[:, :, None] * mean_u[:, None, :]
         return loss, grad, hess
 
-    def __call__(self, v):
-        """``(L, grad, Hessian)`` of the sample average at ``v``."""
-        loss, grad, hess = self.per_sample(v)
-        return loss.mean(), grad.mean(axis=0), hess.mean(axis=0)
+    def __call__(self, v, hessian=True):
+        """``(L, grad, Hessian)`` of the sample average at ``v`` (Hessian None if not asked)."""
+        loss, grad, hess = self.per_sample(v, hessian=hessian)
+        return loss.mean(), grad.mean(axis=0), None if hess is None else hess.mean(axis=0)
 
     def stderr(self, v):
         """Standard errors of the loss and of the gradient at ``v``."""
@@ -620,7 +623,7 @@ def simulate(config: ClassificationConfig, steps: int, every: int = 1, backend: 
         first = distance(v)
         with np.errstate(all="ignore"):
             for t in range(steps + 1):
-                L, g, _ = mc(v)
+                L, g, _ = mc(v, hessian=False)
                 if not (np.isfinite(L) and np.all(np.isfinite(g))):
                     raise SimulationError(t, "the loss or its gradient is not finite")
                 stop = until is not None and distance(v) <= until * first

@@ -353,3 +353,32 @@ def test_list_shows_classification_claims_with_sources(capsys):
                         ("C3", "reconstructed")):
         assert f"  {cid:<8} [{source}]" in out
     assert "classification.minimiser_gap" in out
+
+
+def test_report_section_has_laws_figures_and_estimator_tables(tmp_path):
+    from checks.classification import CLAIMS, Region
+    from checks.report import write_report
+    from checks.report_classification import derivative_check, estimator_agreement
+    from checks.verdict import check_bound, fit_exponent
+
+    region = Region(N=(64, 4096), M=(16, 16), d=(1, 1), sweep=("N",))
+    v = check_bound("classification.minimiser_gap", "1/N", region, examples=1)
+    v.claim_id = "C2"
+    wrong = check_bound("classification.minimiser_gap", "1/N**2", region, examples=1)
+    Ms = [64, 256, 1024]
+    errs = [inference_error(2.0, M, 1, samples=20_000)[0] for M in Ms]
+    extras = {"wrong_law": wrong,
+              "trajectories": [("d = 1", simulate(ClassificationConfig.make(32, 1, eta="4"), 400,
+                                                  until=1e-9))],
+              "agreement": estimator_agreement(cases=((16, 1, 1.0),), samples=20_000),
+              "derivatives": derivative_check(cases=((16, 1, 1.2),)),
+              "limit_M": {"M": Ms, "error": errs, "fit": fit_exponent(Ms, errs)}}
+    text = open(write_report([v], str(tmp_path), classification=extras)).read()
+    assert f"| C2 | {CLAIMS['C2'].source} | **{v.verdict}** |" in text
+    assert "| C2 | classification.minimiser_gap | N | -" in text          # the raw exponent
+    assert "`minimiser_gap = O(1/N^2)`, on the C2 region: **refuted**" in text
+    assert "| 16 | 1 | 1.0 | L |" in text and "| 16 | 1 | 1.2 |" in text
+    for name in ("classification-gd.png", "classification-laws.png", "ratio-C2.png"):
+        assert f"]({name})" in text
+        assert (tmp_path / name).read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    assert "weights.png" not in text                # no features section without features claims
