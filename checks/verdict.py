@@ -5,14 +5,18 @@ Two probes, then a decision:
 1. **Search.** Hypothesis draws configurations in the region and ``hypothesis.target`` steers it
    toward the largest ``log(measured / bound)``.  For an explicit inequality (``kind == "le"``) the
    probe asserts ``measured <= bound`` and Hypothesis shrinks a failure to a minimal counterexample.
-2. **Sweep.** Each scaling variable (K, 1/epsilon, 1/eta) is varied geometrically with the others at
-   the centre of the region; the exponent of ``measured / bound`` in it is the slope of a log-log
-   least-squares fit over the larger half of the sweep (an O(.) claim is about large K, 1/eps,
-   1/eta), with a 95% confidence interval (Student t); the whole-range slope is reported too.
+2. **Sweep.** Each scaling variable of the region (features: K, 1/epsilon, 1/eta; classification:
+   N, M, c) is varied geometrically with the others at the centre of the region; the exponent of
+   ``measured / bound`` in it is the slope of a log-log least-squares fit over the larger half of
+   the sweep (an O(.) claim is about the large end), with a 95% confidence interval (Student t);
+   the whole-range slope is reported too.
    A bound with several additive terms is tested with its terms reweighted by non-negative least
    squares on the measurements (:func:`_term_weights`): the same O(.) claim, without the drift of
    the plain ratio where two terms with unequal constants cross over.  Sweep points run on a
    :class:`concurrent.futures.Executor` (see :mod:`checks.executor`).
+
+A region is any object with ``strategy()``, ``base()``, ``sweep``, ``sweep_points(var, n)`` and
+``axis(var)`` (:class:`checks.features.Region`, :class:`checks.classification.Region`).
 
 ``refuted``: some exponent is positive beyond its confidence interval (the ratio grows), or an explicit
 inequality fails.  ``consistent``: every exponent is at most :data:`GROWTH` within its interval; the

@@ -247,3 +247,11 @@ def test_unreachable_dask_scheduler_is_a_one_line_error(capsys):
     assert main(["check", "F1", "--executor", "dask:tcp://127.0.0.1:9"]) == 2
     err = capsys.readouterr().err
     assert err.startswith("icl-verify: error: ") and err.count("\n") == 1
+
+
+def test_phase_order_fails_when_eps_exceeds_the_loss_at_the_end_of_phase_three():
+    """Pinned: the F7 counterexample found by the search (reconstructed boundaries, large eps)."""
+    from checks.features import measure_any
+    params = {"K": 5, "N": 100, "epsilon": 0.17377394345044514, "eta": 1.0, "p1": 0.5}
+    assert measure_any("features.under.phase_order", params) == 2
+    assert measure_any("features.under.phase_order", dict(params, epsilon=0.02)) <= 0
