@@ -237,7 +237,7 @@ class IsotropicLoss:
     sums the derived integrand over the cloud and the query's Hermite nodes."""
 
     def __init__(self, N: int, d: int, r, backend: Backend = F64, nodes: Nodes | None = None):
-        self.N, self.d, self.backend = N, d, backend
+        self.N, self.d, self.r, self.backend = N, d, r, backend
         self.nodes = nodes or Nodes.for_backend(backend, N)
         be, nd = backend, self.nodes
         h, self._f = _compiled(be)
@@ -285,11 +285,16 @@ class IsotropicLoss:
             return tuple(total)
 
 
+def _norm(g) -> float:
+    return float(np.max(np.abs(np.asarray(g, dtype=float))))
+
+
 def _newton(fun, x0, tol, max_iter=100, what="minimiser"):
     """Damped Newton's method on ``fun(x) -> (value, gradient, hessian)``, scalar or vector.
 
-    With a value, steps are halved until it decreases (the losses are convex, so the full step is
-    taken near the minimiser); without one (a root of the gradient), a step is at most 1."""
+    With a value, steps are halved until the value or the gradient's size decreases (the losses
+    are convex, so the full step is taken near the minimiser); without one (a root of the
+    gradient), a step is at most 1."""
     x = x0
     for _ in range(max_iter):
         value, g, H = fun(x)
@@ -300,10 +305,13 @@ def _newton(fun, x0, tol, max_iter=100, what="minimiser"):
         if value is None:
             scale = max(1.0, float(np.max(np.abs(dx))))
             x_new = x - dx / scale
-        else:
-            t = 1.0
-            x_new = x - dx
-            while fun(x_new)[0] > value and t > 1e-6:
+        else:   # accept when the value or the gradient falls (values alone stall at round-off)
+            t, x_new = 1.0, x - dx
+            size = _norm(g)
+            while t > 1e-6:
+                v_new, g_new, _ = fun(x_new)
+                if v_new <= value or _norm(g_new) < size:
+                    break
                 t /= 2
                 x_new = x - t * dx
         step = np.max(np.abs(np.asarray(x_new - x, dtype=float)))
@@ -426,26 +434,19 @@ def minimiser(config: ClassificationConfig, backend: Backend = F64, method: str 
         mc = MonteCarloLoss(config.N, config.d, config.classes, config.r, np.zeros(config.d, int),
                             samples, seed)
         return mc.isotropic_minimiser()
-    nodes = nodes or Nodes.for_backend(backend, config.N)
-    a = _iso_minimiser(IsotropicLoss(config.N, config.d, config.r, backend, nodes), backend)
-    # error estimate: the Newton step of a 1.5x finer rule at a*
-    _, g, H = IsotropicLoss(config.N, config.d, config.r, backend, nodes.refined())(a)
-    with backend.context():
-        err = abs(g / H)
-    return a, err
+    loss = IsotropicLoss(config.N, config.d, config.r, backend, nodes)
+    return _quadrature_minimiser(loss)
 
 
-def _iso_minimiser(loss: IsotropicLoss, be: Backend):
+def _quadrature_minimiser(loss: IsotropicLoss):
+    """``a*`` by damped Newton on the quadrature loss, and the Newton step of a 1.5x finer rule
+    at ``a*`` as its error estimate."""
+    be = loss.backend
     with be.context():
         tol = 1e-14 if not be.is_mp else 10.0 ** (3 - be.digits)   # round-off of the sums
-        a = be.scalar(2)
-        for _ in range(60):
-            _, g, H = loss(a)
-            step = g / H
-            a = a - step
-            if abs(float(step)) <= tol * max(1.0, abs(float(a))):
-                return a
-    raise SimulationError(60, "Newton's method for a* did not converge")
+        a = _newton(loss, be.scalar(2), tol, what="minimiser a*")
+        _, g, H = IsotropicLoss(loss.N, loss.d, loss.r, be, loss.nodes.refined())(a)
+        return a, abs(g / H)
 
 
 def minimiser_gap(config: ClassificationConfig, **kw) -> tuple[float, float]:
@@ -581,7 +582,7 @@ def simulate(config: ClassificationConfig, steps: int, every: int = 1, backend: 
     bar = tqdm(total=steps, disable=not progress, unit="step", mininterval=0.5, leave=False)
     if method == "quadrature":
         loss = IsotropicLoss(config.N, config.d, config.r, be, nodes)
-        a_star, a_err = minimiser(config, be, "quadrature", nodes=nodes)
+        a_star, a_err = _quadrature_minimiser(loss)
         with be.context():
             rate = _number(be, config.eta) * _number(be, config.Lambda[0][0]) ** 2 / config.d
             a = be.scalar(0)
