@@ -1,4 +1,4 @@
 """Symbolic derivations (SymPy) of the three settings: dynamics, integrands, predictions."""
-from . import features, symmetric
+from . import classification, features, multihead, symmetric
 
-__all__ = ["features", "symmetric"]
+__all__ = ["classification", "features", "multihead", "symmetric"]
