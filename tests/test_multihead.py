@@ -9,14 +9,14 @@ from numerics.multihead import MultiheadConfig, integrate, monte_carlo_loss, red
 
 @pytest.mark.parametrize("n, H, d, L", [(2, 2, 16, 100), (1, 2, 16, 200), (3, 3, 8, 100)])
 def test_reduced_loss_tracks_the_full_model(n, H, d, L):
-    """The large-L reduction against Monte Carlo of explicit prompts: within 6% (the spec's
-    'a few percent' at L = 100, d_i = 16) at random small spectral states."""
+    """The large-L reduction against Monte Carlo of explicit prompts at random small spectral
+    states: within 2% plus three standard errors (measured: below 1% with 20 000 prompts)."""
     cfg = MultiheadConfig.make(n, H, d, L)
     rng = np.random.default_rng(n * 10 + H)
     for _ in range(2):
         y = np.concatenate([rng.uniform(0, 0.15, H * n), rng.uniform(0, 2, H * n)])
         mc, se = monte_carlo_loss(cfg, y, samples=3000, seed=1)
-        assert abs(reduced_loss(cfg, y) - mc) / mc < 0.06 + 3 * se / mc
+        assert abs(reduced_loss(cfg, y) - mc) / mc < 0.02 + 3 * se / mc
 
 
 def test_flow_in_float64_and_30_digits():
