@@ -47,3 +47,21 @@ def test_bad_configuration(kw, message):
     args = {"n": 2, "H": 2, "d": 4, "L": 50} | kw
     with pytest.raises(ConfigError, match=message.replace("(", r"\(").replace(")", r"\)")):
         MultiheadConfig.make(**args)
+
+
+def test_phases_are_located_in_order_and_the_models_compare():
+    from numerics.multihead import allocation, best_loss, phase_times, reduced_loss
+    cfg = MultiheadConfig.make(2, 3, 4, 50, init="0.01")
+    t, Y, loss, state = integrate(cfg, 5000.0, 300, dense=True)
+    warmup, emergence = phase_times(t, Y, loss, cfg, state)
+    coarse = phase_times(t, Y, loss, cfg)
+    assert 0 < warmup < emergence
+    assert warmup <= coarse[0] and emergence <= coarse[1]   # the bracket's right end, or earlier
+    fall = loss[0] - loss[-1]
+    # at the located warm-up end the loss has made exactly 5% of its fall
+    assert loss[0] - reduced_loss(cfg, state(warmup)) == pytest.approx(0.05 * fall, rel=1e-6)
+    assert allocation(cfg, state(emergence)).min() >= 0.95 - 1e-9
+    best, _ = best_loss(cfg, starts=4)
+    single, _ = best_loss(cfg, heads=1, starts=4)
+    assert best <= loss[-1] * (1 + 1e-9)                      # the flow's limit is a candidate
+    assert single > loss[-1]                                  # one head is worse (separation)
