@@ -220,14 +220,16 @@ def _stable_functions(be: Backend) -> dict:
 
 @lru_cache(maxsize=8)
 def _compiled(be: Backend):
-    """The derived integrands, compiled for ``be``: ``(h1, h2)`` and ``(ell, dell, d2ell)``."""
+    """The derived integrands, compiled for ``be``: ``(h1, h2)``, ``(ell, dell, d2ell)`` and
+    ``(ell, dell)`` (a GD step needs no second derivative)."""
     coords = th.margin_coordinates()
     alpha, c, z1, z2, q, r, N = coords["symbols"]
     mods = [_stable_functions(be) | {"sqrt": be.sqrt} | be.namespace, "numpy"]
     h = sp.lambdify((alpha, c, z1, z2, r, N), [coords["h1"], coords["h2"]], modules=mods)
     iso = th.isotropic_integrand()
     f = sp.lambdify((iso["a"], iso["t"]), [iso["ell"], iso["dell"], iso["d2ell"]], modules=mods)
-    return h, f
+    f1 = sp.lambdify((iso["a"], iso["t"]), [iso["ell"], iso["dell"]], modules=mods)
+    return h, f, f1
 
 
 class IsotropicLoss:
@@ -240,7 +242,7 @@ class IsotropicLoss:
         self.N, self.d, self.r, self.backend = N, d, r, backend
         self.nodes = nodes or Nodes.for_backend(backend, N)
         be, nd = backend, self.nodes
-        h, self._f = _compiled(be)
+        h, self._f, self._f1 = _compiled(be)
         with be.context():
             r_ = _number(be, r)
             n_count = min(N + 1, nd.count)
@@ -271,16 +273,17 @@ class IsotropicLoss:
             self.z, self.wz = rule("hermite", nd.query, be)
         self.size = self.m0.size * self.z.size
 
-    def __call__(self, a, chunk: int = 40_000):
-        """``(L, L', L'')`` at ``a`` (backend numbers)."""
+    def __call__(self, a, chunk: int = 40_000, hessian: bool = True):
+        """``(L, L', L'')`` at ``a`` (backend numbers); ``(L, L')`` when ``hessian`` is False."""
         be = self.backend
+        f = self._f if hessian else self._f1
         with be.context():
             a = be.scalar(a)
-            total = [be.scalar(0)] * 3
+            total = [be.scalar(0)] * (3 if hessian else 2)
             for i in range(0, self.m0.size, chunk):
                 t = self.m0[i:i + chunk, None] + self.s0[i:i + chunk, None] * self.z[None, :]
                 w = self.w[i:i + chunk, None] * self.wz[None, :]
-                for k, part in enumerate(self._f(a, t)):
+                for k, part in enumerate(f(a, t)):
                     total[k] = total[k] + (w * part).sum()
             return tuple(total)
 
@@ -557,6 +560,29 @@ class ClassificationTrajectory:
                 "high": math.exp(fit.slope + half_width), "steps": [t[0], t[-1]]}
 
 
+def _descend(evaluate, update, distance, state, steps, every, until, bar, finite):
+    """The GD loop of both estimators: ``evaluate(state) -> (L, g)``, ``update(state, g)``; records
+    every ``every``-th step, the last, and the first with ``distance <= until * distance(start)``
+    (where it stops).  Returns the recorded steps, states and losses."""
+    recorded, states, losses = [], [], []
+    first = distance(state)
+    for t in range(steps + 1):
+        L, g = evaluate(state)
+        if not finite(L, g):
+            raise SimulationError(t, "the loss or its gradient is not finite")
+        stop = until is not None and distance(state) <= until * first
+        if t % every == 0 or t == steps or stop:
+            recorded.append(t)
+            states.append(state)
+            losses.append(L)
+        if stop:
+            break
+        if t < steps:
+            state = update(state, g)
+            bar.update(1)
+    return recorded, states, losses
+
+
 def simulate(config: ClassificationConfig, steps: int, every: int = 1, backend: Backend = F64,
              method: str = "auto", samples: int = 100_000, seed: int = 0, nodes: Nodes | None = None,
              progress: bool = False, until: float | None = None) -> ClassificationTrajectory:
@@ -578,34 +604,23 @@ def simulate(config: ClassificationConfig, steps: int, every: int = 1, backend: 
     lam, mult, groups = config.eigen()
     eta = float(config.eta)
     be = backend
-    recorded, vs, losses = [], [], []
     bar = tqdm(total=steps, disable=not progress, unit="step", mininterval=0.5, leave=False)
     if method == "quadrature":
         loss = IsotropicLoss(config.N, config.d, config.r, be, nodes)
         a_star, a_err = _quadrature_minimiser(loss)
         with be.context():
             rate = _number(be, config.eta) * _number(be, config.Lambda[0][0]) ** 2 / config.d
-            a = be.scalar(0)
-            for t in range(steps + 1):
-                L, g, _ = loss(a)
-                if not (be.isfinite(np.array([L, g], dtype=object if be.is_mp else float))):
-                    raise SimulationError(t, "the loss or its gradient is not finite")
-                stop = until is not None and abs(float(a - a_star)) <= until * abs(float(a_star))
-                if t % every == 0 or t == steps or stop:
-                    recorded.append(t)
-                    vs.append([a])
-                    losses.append(L)
-                if stop:
-                    break
-                if t < steps:
-                    a = a - rate * g
-                    bar.update(1)
+            recorded, vs, losses = _descend(
+                lambda a: loss(a, hessian=False), lambda a, g: a - rate * g,
+                lambda a: abs(float(a - a_star)), be.scalar(0), steps, every, until, bar,
+                lambda L, g: be.isfinite(np.array([L, g], dtype=object if be.is_mp else float)))
             v_star = np.array([a_star])
             exact = None
             if be.is_mp:
-                exact = {"v": [[be.to_str(x) for x in row] for row in vs],
+                exact = {"v": [[be.to_str(x)] for x in vs],
                          "loss": [be.to_str(x) for x in losses], "a_star": be.to_str(a_star)}
             v = be.to_float(np.array(vs, dtype=object)) if be.is_mp else np.array(vs, float)
+            v = v.reshape(-1, 1)
             loss_arr = be.to_float(np.array(losses, dtype=object)) if be.is_mp else \
                 np.array(losses, float)
             dist = np.abs(v[:, 0] - float(a_star)) * math.sqrt(config.d) / abs(lam[0])
@@ -614,29 +629,17 @@ def simulate(config: ClassificationConfig, steps: int, every: int = 1, backend: 
         mc = MonteCarloLoss(config.N, config.d, config.classes, config.r, groups, samples, seed)
         v_star = mc.minimiser()
         a_star_f, a_err_f = (float(x) for x in mc.isotropic_minimiser())
-        v = np.zeros(len(lam))
         step = eta * lam**2 / mult
         weight = mult / lam**2
 
         def distance(v):   # ||W - W*||_F^2 = sum_j ((v_j - v*_j) / lambda_j)^2
             return math.sqrt(float(((v - v_star) ** 2 * weight).sum()))
 
-        first = distance(v)
         with np.errstate(all="ignore"):
-            for t in range(steps + 1):
-                L, g, _ = mc(v, hessian=False)
-                if not (np.isfinite(L) and np.all(np.isfinite(g))):
-                    raise SimulationError(t, "the loss or its gradient is not finite")
-                stop = until is not None and distance(v) <= until * first
-                if t % every == 0 or t == steps or stop:
-                    recorded.append(t)
-                    vs.append(v.copy())
-                    losses.append(L)
-                if stop:
-                    break
-                if t < steps:
-                    v = v - step * g
-                    bar.update(1)
+            recorded, vs, losses = _descend(
+                lambda v: mc(v, hessian=False)[:2], lambda v, g: v - step * g, distance,
+                np.zeros(len(lam)), steps, every, until, bar,
+                lambda L, g: np.isfinite(L) and np.all(np.isfinite(g)))
         v, loss_arr, exact = np.array(vs), np.array(losses), None
         dist = np.sqrt(((v - v_star) ** 2 * weight).sum(axis=1))
     bar.close()
