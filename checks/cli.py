@@ -259,26 +259,28 @@ def _check(args) -> int:
             v.claim_id = cid
             verdicts.append(v)
             _print_verdict(v)
-    if args.json:
-        _write_json(args.json, [v.to_json() for v in verdicts])
-    if args.report:
-        from checks.registry import setting_of
-        from checks.report import mean_field_predictions, write_report
-        from checks.report_classification import classification_extras
-
-        settings_seen = {setting_of(CLAIMS[cid].quantity) for cid in ids}
-        os.makedirs(args.report, exist_ok=True)
-        predictions = extras = None
-        if "features" in settings_seen:
-            predictions = mean_field_predictions(
-                Ks=(4, 8, 16) if args.profile == "quick" else (4, 8, 16, 32),
-                Ns=(100, 1000, 10000))
-        if "classification" in settings_seen:
-            with _executor(args.executor) as ex:
-                extras = classification_extras(args.profile, ex)
-        path = write_report(verdicts, args.report, predictions, extras)
-        print(f"wrote {path}")
+        if args.json:
+            _write_json(args.json, [v.to_json() for v in verdicts])
+        if args.report:
+            _report(args, ids, CLAIMS, verdicts, ex)
     return 0
+
+
+def _report(args, ids, claims, verdicts, executor) -> None:
+    from checks.registry import setting_of
+    from checks.report import mean_field_predictions, write_report
+    from checks.report_classification import classification_extras
+
+    settings_seen = {setting_of(claims[cid].quantity) for cid in ids}
+    os.makedirs(args.report, exist_ok=True)
+    predictions = extras = None
+    if "features" in settings_seen:
+        predictions = mean_field_predictions(
+            Ks=(4, 8, 16) if args.profile == "quick" else (4, 8, 16, 32), Ns=(100, 1000, 10000))
+    if "classification" in settings_seen:
+        extras = classification_extras(args.profile, executor)
+    path = write_report(verdicts, args.report, predictions, extras)
+    print(f"wrote {path}")
 
 
 @contextlib.contextmanager

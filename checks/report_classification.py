@@ -10,7 +10,7 @@ import numpy as np
 from numerics.classification import IsotropicLoss, MonteCarloLoss, inference_error, simulate
 
 from .classification import _GAP_REGION, config_for
-from .verdict import check_bound, fit_exponent
+from .verdict import check_bound, fit_exponent, tail_exponent
 
 __all__ = ["classification_extras", "classification_section", "estimator_agreement",
            "derivative_check", "raw_exponent"]
@@ -60,14 +60,8 @@ def derivative_check(cases=((16, 2, 1.2), (128, 3, 1.9)), h=1e-4):
 def raw_exponent(verdict, var: str):
     """Log-log fit of the measured quantity itself (not the ratio) over a sweep of ``var``, on
     the larger half of the sweep; None when there are fewer than three points."""
-    pts = sorted((e["params"][var], e["measured"]) for e in verdict.evaluations
-                 if e["probe"] == f"sweep {var}" and e["measured"])
-    tail = pts[len(pts) // 2 - 1:] if len(pts) >= 6 else pts
-    if len({x for x, _ in tail}) < 3:
-        return None
-    fit = fit_exponent([x for x, _ in tail], [y for _, y in tail])
-    fit["points"] = [[float(x), float(y)] for x, y in pts]
-    return fit
+    return tail_exponent([(e["params"][var], e["measured"]) for e in verdict.evaluations
+                          if e["probe"] == f"sweep {var}" and e["measured"]])
 
 
 def classification_extras(profile: str = "quick", executor=None) -> dict:

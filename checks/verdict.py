@@ -33,7 +33,7 @@ from hypothesis import HealthCheck, Phase, given, settings, target
 from .bounds import evaluate_bound, parse_bound, variables_for
 from .features import NotReached
 
-__all__ = ["Verdict", "fit_exponent", "check_bound", "PROFILES", "GROWTH"]
+__all__ = ["Verdict", "fit_exponent", "tail_exponent", "check_bound", "PROFILES", "GROWTH"]
 
 #: An exponent above this, beyond its confidence interval, is growth.
 GROWTH = 0.1
@@ -76,6 +76,20 @@ def fit_exponent(x, y, confidence: float = 0.95) -> dict:
     return {"slope": float(res.slope), "low": float(res.slope - half),
             "high": float(res.slope + half), "intercept": float(res.intercept),
             "points": [[float(a), float(b)] for a, b in zip(x, y)]}
+
+
+def tail_exponent(points) -> dict | None:
+    """:func:`fit_exponent` over the larger half of a sweep's ``(x, y)`` points (at least four;
+    an O(.) claim is about the large end), with the whole-range slope and every point; None when
+    the tail has fewer than three distinct x."""
+    xy = sorted(points)
+    tail = xy[len(xy) // 2 - 1:] if len(xy) >= 6 else xy
+    if len({x for x, _ in tail}) < 3:
+        return None
+    fit = fit_exponent([x for x, _ in tail], [y for _, y in tail])
+    whole = fit_exponent([x for x, _ in xy], [y for _, y in xy])
+    fit.update(whole_range_slope=whole["slope"], points=whole["points"])
+    return fit
 
 
 def _evaluate(quantity, bound_expr, params, max_steps):
@@ -165,13 +179,9 @@ def check_bound(quantity: str, bound: str, region=None, profile: str = "quick",
                     x = region.axis(var)[1](e["params"])
                     by_var.setdefault(var, []).append((x, e["measured"] / ref))
         for var, xy in by_var.items():
-            xy = sorted(xy)
-            tail = xy[len(xy) // 2 - 1:] if len(xy) >= 6 else xy     # the larger half, >= 4
-            if len({x for x, _ in tail}) >= 3:
-                fit = fit_exponent([x for x, _ in tail], [r for _, r in tail])
-                whole = fit_exponent([x for x, _ in xy], [r for _, r in xy])
-                fit.update(variable=region.axis(var)[0], whole_range_slope=whole["slope"],
-                           points=whole["points"])
+            fit = tail_exponent(xy)
+            if fit is not None:
+                fit.update(variable=region.axis(var)[0])
                 exponents[var] = fit
         verdict = _decide(quantity, bound, kind, evaluations, exponents, failing)
         verdict.term_weights = weights
