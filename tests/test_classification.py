@@ -153,6 +153,7 @@ def test_inference_error_needs_m_at_least_one():
 @given(st.integers(8, 200), st.integers(1, 3), st.floats(0.0, 3.0))
 @example(N=2, d=1, a=3.0)           # few labels, d = 1: the two-point cosine rule
 @example(N=2, d=1, a=0.0)           # L = log 2 exactly: the error is round-off only
+@example(N=8, d=3, a=2.5)           # short prompt, d >= 3: the chi-square rest q/N matters
 def test_quadrature_agrees_with_monte_carlo_within_its_confidence_interval(N, d, a):
     L, dL, d2L = IsotropicLoss(N, d, 1)(a)
     mc = MonteCarloLoss(N, d, 2, 1, np.zeros(d, int), 200_000, seed=N * 10 + d)
