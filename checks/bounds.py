@@ -14,16 +14,18 @@ def _symbols(*names):
 
 #: Variables a bound may use, per setting.  features: K features, prompt length N, step size eta,
 #: accuracy epsilon, p1; classification: training and test prompt lengths N and M, c classes,
-#: dimension d; multihead: n tasks, H heads, dimension d, prompt length L.
+#: dimension d; multihead: n tasks, H heads, block size d, prompt length L, initial scale init.
 SETTING_VARIABLES = {"features": _symbols("K", "N", "eta", "epsilon", "p1"),
                      "classification": _symbols("N", "M", "c", "d"),
-                     "multihead": _symbols("n", "H", "d", "L")}
+                     "multihead": _symbols("n", "H", "d", "L", "init")}
 VARIABLES = SETTING_VARIABLES["features"]
 
 
 def variables_for(quantity: str) -> dict:
     """The bound variables of the setting a quantity belongs to (its name's first part)."""
     return SETTING_VARIABLES.get(quantity.split(".", 1)[0], VARIABLES)
+
+
 _FUNCTIONS = {"log": sp.log, "sqrt": sp.sqrt, "exp": sp.exp, "Min": sp.Min, "Max": sp.Max}
 
 

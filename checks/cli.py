@@ -200,9 +200,10 @@ def _summary(traj, elapsed: float, out: str) -> str:
 
 def _list(args) -> int:
     from checks.registry import all_claims, quantities
+    from checks.verdict import RELATIONS
     print("claims:")
     for c in all_claims().values():
-        rel = {"O": "<= C*", "le": "<= ", "lt": "< "}[c.kind]
+        rel = "<= C*" if c.kind == "O" else RELATIONS[c.kind] + " "
         print(f"  {c.id:<8} [{c.source}] {c.quantity} {rel}({c.bound})")
         print(f"           {c.statement}")
     print("quantities:")

@@ -188,7 +188,8 @@ class Claim:
     """A statement, its source, the quantity it bounds, the bound and where it is asserted.
 
     ``kind`` ``"O"``: ``measured <= C * bound`` for some constant C over the region;
-    ``"le"`` (``"lt"``): ``measured <= bound`` (``<``) exactly, at every configuration of the region.
+    ``"le"``, ``"lt"``, ``"ge"``, ``"gt"``: ``measured <= bound`` (``<``, ``>=``, ``>``) exactly, at
+    every configuration of the region.
     ``region`` is any object with ``strategy()``, ``base()``, ``sweep``, ``sweep_points(var, n)``,
     ``axis(var)`` and ``describe()`` (see :class:`Region`).
     """

@@ -1,5 +1,5 @@
 """Every setting's claims and quantities in one place, found by the setting name a quantity starts
-with (``features.``, ``classification.``)."""
+with (``features.``, ``classification.``, ``multihead.``)."""
 from __future__ import annotations
 
 from importlib import import_module
@@ -8,7 +8,7 @@ __all__ = ["SETTINGS", "setting_of", "all_claims", "quantities", "known_quantiti
            "measure_any", "default_region"]
 
 #: Settings with claims, in the order they are listed and checked.
-SETTINGS = ("features", "classification")
+SETTINGS = ("features", "classification", "multihead")
 
 
 def _module(setting: str):

@@ -10,6 +10,7 @@ from numerics.features import simulate
 from theory import features as th
 
 from .features import config_for, measure_many
+from .verdict import RELATIONS
 
 __all__ = ["mean_field_predictions", "write_report"]
 
@@ -183,7 +184,7 @@ def write_report(verdicts, out_dir: str, predictions=None, classification=None) 
     lines += ["", "## Claims", ""]
     for v in verdicts:
         c = claims[v.claim_id]
-        rel = {"O": "O(.)", "le": "exact, <=", "lt": "exact, <"}[c.kind]
+        rel = "O(.)" if c.kind == "O" else f"exact, {RELATIONS[c.kind]}"
         lines += [f"**{c.id}** ({c.source}). {c.statement}", "",
                   f"- quantity `{c.quantity}`, bound `{c.bound}` ({rel}), region "
                   f"{c.region.describe()}",

@@ -33,7 +33,8 @@ from hypothesis import HealthCheck, Phase, given, settings, target
 from .bounds import evaluate_bound, parse_bound, variables_for
 from .features import NotReached
 
-__all__ = ["Verdict", "fit_exponent", "tail_exponent", "check_bound", "PROFILES", "GROWTH"]
+__all__ = ["Verdict", "fit_exponent", "tail_exponent", "check_bound", "PROFILES", "GROWTH",
+           "RELATIONS"]
 
 #: An exponent above this, beyond its confidence interval, is growth.
 GROWTH = 0.1
@@ -109,12 +110,26 @@ def _task(args):
     return _evaluate(quantity, parse_bound(bound, variables_for(quantity)), params, max_steps)
 
 
+#: Exact inequalities ``measured REL bound``, by kind.
+RELATIONS = {"le": "<=", "lt": "<", "ge": ">=", "gt": ">"}
+
+
+def _excess(kind: str, m: float, b: float) -> float:
+    """How far ``measured`` is on the failing side of an exact inequality (> 0 fails; = 0 fails
+    a strict one)."""
+    return m - b if kind in ("le", "lt") else b - m
+
+
 def check_bound(quantity: str, bound: str, region=None, profile: str = "quick",
                 kind: str = "O", examples: int | None = None, executor=None,
                 progress=None) -> Verdict:
-    """Check ``quantity <= C * bound`` (``kind "O"``), ``quantity <= bound`` (``"le"``) or
-    ``quantity < bound`` (``"lt"``) on ``region`` (default: the setting's default region)."""
+    """Check ``quantity <= C * bound`` (``kind "O"``) or the exact inequality ``quantity REL
+    bound`` (``"le"``, ``"lt"``, ``"ge"``, ``"gt"``: see :data:`RELATIONS`) on ``region`` (default:
+    the setting's default region)."""
     from .registry import default_region
+
+    if kind != "O" and kind not in RELATIONS:
+        raise ValueError(f"unknown kind {kind!r}")
 
     region = region or default_region(quantity)
     opts = dict(PROFILES[profile])
@@ -124,7 +139,7 @@ def check_bound(quantity: str, bound: str, region=None, profile: str = "quick",
     evaluations = []
 
     def record(params, m, b, where):
-        ratio = None if m is None else (m / b if kind == "O" else m - b)
+        ratio = None if m is None else (m / b if kind == "O" else _excess(kind, m, b))
         evaluations.append({"params": params, "measured": m, "bound": b, "ratio": ratio,
                             "probe": where})
         if progress:
@@ -146,8 +161,8 @@ def check_bound(quantity: str, bound: str, region=None, profile: str = "quick",
         if kind == "O":
             target(math.log(max(ratio, 1e-300)), label="log(measured/bound)")
         else:
-            target(ratio, label="measured - bound")
-            if m > b or (kind == "lt" and m >= b):
+            target(ratio, label="excess over the bound")
+            if ratio > 0 or (kind in ("lt", "gt") and ratio >= 0):
                 failing.append(evaluations[-1])
                 raise AssertionError("inequality fails")
 
@@ -223,18 +238,19 @@ def _decide(quantity, bound, kind, evaluations, exponents, failing) -> Verdict:
     worst = max(reached, key=lambda e: e["ratio"]) if reached else None
     common = dict(quantity=quantity, bound=bound, evaluations=evaluations,
                   worst=worst["params"] if worst else None, exponents=exponents)
-    if kind in ("le", "lt"):
+    if kind in RELATIONS:
         if failing:
             return Verdict(verdict="refuted", constant=None, counterexample=failing[-1], **common,
-                           reason=f"measured {failing[-1]['measured']:g} "
-                                  f"{'>' if kind == 'le' else '>='} bound "
-                                  f"{failing[-1]['bound']:g} at the minimal counterexample")
+                           reason=f"measured {failing[-1]['measured']:g} is not "
+                                  f"{RELATIONS[kind]} bound {failing[-1]['bound']:g} at the "
+                                  "minimal counterexample")
         if missing:
             return Verdict(verdict="inconclusive", constant=None, **common,
                            reason=f"{len(missing)} configurations did not reach the events")
         return Verdict(verdict="consistent", constant=None, **common,
                        reason=f"no counterexample in {len(reached)} configurations; "
-                              f"largest measured - bound = {worst['ratio']:g}")
+                              f"closest: measured {worst['measured']:g} against bound "
+                              f"{worst['bound']:g}")
     growing = [v for v, f in exponents.items() if f["low"] > GROWTH]
     if growing:
         names = ", ".join(f"{exponents[v]['variable']} (exponent {exponents[v]['slope']:.2f}, 95% CI "

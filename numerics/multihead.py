@@ -3,9 +3,11 @@ the full model as its cross-check.
 
 The state is ``omega[h, i]`` and ``mu[h, i]`` (H heads, n tasks); the right-hand sides are the SymPy
 flows of :mod:`theory.multihead` (merged weights, or Q, K, V, O from a balanced start), compiled
-once per configuration.  float64 integrates with SciPy's adaptive DOP853 (dense output, so events
-are located by root finding between steps); arbitrary precision uses mpmath's Taylor-series
-``odefun`` at the working precision.
+once per configuration.  float64 integrates with SciPy's implicit Radau method (the flow is stiff
+near its limit; the balanced flow runs in log coordinates), with dense output so events are located
+by root finding between steps; arbitrary precision uses mpmath's Taylor-series ``odefun`` at the
+working precision.  :func:`simulate` runs the flow to its limit and measures the phases, the task
+allocation and the residual velocity (:class:`MultiheadTrajectory`).
 """
 from __future__ import annotations
 
@@ -23,9 +25,16 @@ from .errors import ConfigError, SimulationError
 from .features import _fraction, whole_number
 
 __all__ = ["MultiheadConfig", "reduced_loss", "integrate", "monte_carlo_loss", "FLOWS",
-           "allocation", "phase_times", "best_loss"]
+           "velocity", "loss_rate", "allocation", "active_heads", "served_tasks", "phase_times",
+           "best_loss", "simulate", "MultiheadTrajectory", "ACTIVE", "T_END", "SETTLE"]
 
 FLOWS = ("merged", "balanced")
+#: A head is active when its output energy ``sum_i mu_{h,i}^2`` is at least this share of the
+#: largest head's; inactive heads (outputs decaying to 0) are idle and their key-query is moot.
+ACTIVE = 0.01
+#: Default horizon of :func:`simulate`; a float64 run stops earlier once ``max |dy/dt| <= SETTLE``
+#: (after the loss has halved).
+T_END, SETTLE = 1e5, 1e-8
 
 
 @dataclass(frozen=True)
@@ -83,8 +92,8 @@ def _compiled(n, H, d, L, sigma, flow, module):
     flows = th.merged_flow(n, H) if flow == "merged" else th.balanced_flow(n, H)
     loss = th.reduced_loss(n, H).subs(values)
     rhs = [flows[v].subs(values) for v in variables]
-    return (sp.lambdify([variables], loss, modules=module),
-            sp.lambdify([variables], rhs, modules=module))
+    return (sp.lambdify([variables], loss, modules=module, cse=True),
+            sp.lambdify([variables], rhs, modules=module, cse=True))
 
 
 def _key(config: MultiheadConfig, module: str, merged: bool = False):
@@ -98,6 +107,17 @@ def reduced_loss(config: MultiheadConfig, y) -> float:
     return _compiled(*_key(config, "numpy"))[0](np.asarray(y, float))
 
 
+def velocity(config: MultiheadConfig, y) -> np.ndarray:
+    """``dy/dt`` of the configuration's flow at ``y``."""
+    return np.asarray(_compiled(*_key(config, "numpy"))[1](np.asarray(y, float)), float)
+
+
+def loss_rate(config: MultiheadConfig, y) -> float:
+    """``-dL~/dt = grad L~ . (-dy/dt)`` along the configuration's flow at ``y`` (>= 0)."""
+    gradient = -np.asarray(_compiled(*_key(config, "numpy", merged=True))[1](np.asarray(y, float)))
+    return float(-gradient @ velocity(config, y))
+
+
 def _admissible(config, y):
     """``1 - 2 omega_{h,k} omega_{g,k} > 0`` for all heads (else ``E_{hg}`` is infinite)."""
     omega = np.asarray(y[: config.H * config.n], float).reshape(config.H, config.n)
@@ -105,12 +125,14 @@ def _admissible(config, y):
 
 
 def integrate(config: MultiheadConfig, t_end: float, points: int = 400, digits: int | None = None,
-              dense: bool = False):
+              dense: bool = False, settle: float | None = None):
     """The flow on ``[0, t_end]`` at ``points`` times (geometric after t = 1, so the slow warm-up
     and the fast emergence are both resolved): ``(t, y, loss)``.  ``digits``: mpmath's Taylor
     integrator at that precision (slow; small n, H).  ``dense``: also return ``state(t)``, the
-    integrator's continuous solution, for locating events.  Raises :class:`SimulationError` naming
-    the time when the state leaves the admissible set or stops being finite."""
+    integrator's continuous solution, for locating events.  ``settle`` (float64): stop, with the
+    stopping time as the last point, once ``max |dy/dt| <= settle`` after the loss has halved.
+    Raises :class:`SimulationError` naming the time when the state leaves the admissible set or
+    stops being finite."""
     t = np.unique(np.concatenate([[0.0], np.geomspace(1e-3, t_end, points - 1)]))
     y0 = config.initial()
     # balanced Q, K, V, O from a positive start: omega, mu stay positive and
@@ -130,13 +152,27 @@ def integrate(config: MultiheadConfig, t_end: float, points: int = 400, digits: 
         def leaves(_t, z):
             return _admissible(config, np.exp(z) if logs else z) - 1e-9
         leaves.terminal = True
-        sol = solve_ivp(f, (0.0, t_end), np.log(y0) if logs else y0, method="Radau", t_eval=t,
-                        rtol=1e-10, atol=1e-12, events=leaves, dense_output=dense)
-        if sol.status == 1:
+        half = reduced_loss(config, y0) / 2
+
+        def settles(_t, z):     # <= 0 once settled (max of two continuous functions)
+            y = np.exp(z) if logs else z
+            speed = np.abs(y * f(_t, z) if logs else f(_t, z)).max()
+            return max(speed - settle, reduced_loss(config, y) - half)
+        settles.terminal = True
+        events = [leaves] + ([settles] if settle else [])
+        with np.errstate(over="ignore"):    # finite-difference Jacobian of coordinates near 0
+            sol = solve_ivp(f, (0.0, t_end), np.log(y0) if logs else y0, method="Radau",
+                            t_eval=t, rtol=1e-10, atol=1e-12, events=events, dense_output=dense)
+        if sol.status == 1 and sol.t_events[0].size:
             raise SimulationError(0, f"t = {sol.t_events[0][0]:.6g}: 1 - 2 omega_h omega_g reached 0")
         if not sol.success:
             raise SimulationError(0, f"integration failed: {sol.message}")
-        Y = np.exp(sol.y.T) if logs else sol.y.T
+        if sol.status == 1:     # settled: the stopping time is the last point
+            t = np.append(sol.t, sol.t_events[1][0])
+            sol_y = np.hstack([sol.y, sol.y_events[1][0][:, None]])
+        else:
+            t, sol_y = sol.t, sol.y
+        Y = np.exp(sol_y.T) if logs else sol_y.T
         state = (lambda s: np.exp(sol.sol(s))) if logs else (lambda s: sol.sol(s))
     else:
         import mpmath
@@ -200,11 +236,32 @@ def allocation(config: MultiheadConfig, y) -> np.ndarray:
     return energy.max(axis=1) / np.maximum(energy.sum(axis=1), 1e-300)
 
 
+def active_heads(config: MultiheadConfig, y, threshold: float = ACTIVE) -> np.ndarray:
+    """Per head, whether its output energy ``sum_i mu_{h,i}^2`` is at least ``threshold`` times the
+    largest head's."""
+    mu = np.asarray(y[config.H * config.n:], float).reshape(config.H, config.n)
+    out = (mu**2).sum(axis=1)
+    return out >= threshold * max(out.max(), 1e-300)
+
+
+def served_tasks(config: MultiheadConfig, y) -> list[int]:
+    """The tasks (0-based) that are the best task of some active head."""
+    omega = np.asarray(y[: config.H * config.n], float).reshape(config.H, config.n)
+    best = np.argmax(omega**2, axis=1)
+    return sorted({int(b) for b, a in zip(best, active_heads(config, y)) if a})
+
+
+def _active_share(config, y) -> float:
+    """The smallest key-query share (:func:`allocation`) over the active heads."""
+    return float(allocation(config, y)[active_heads(config, y)].min())
+
+
 def phase_times(t, Y, loss, config: MultiheadConfig, state=None, drop: float = 0.05,
                 share: float = 0.95):
     """Ends of warm-up and emergence (reconstructed): warm-up ends when the loss has made
     ``drop`` of its total fall ``L(0) - L(t_end)``; emergence ends when the loss is within ``drop``
-    of its final value and every head puts ``share`` of its key-query energy on one task.  The
+    of its final value and every active head (:func:`active_heads`) puts ``share`` of its key-query
+    energy on one task.  The
     first recorded time where an event holds brackets it; with ``state`` (the continuous solution
     from ``integrate(..., dense=True)``) it is located by Brent's method inside the bracket.
     None when it does not happen."""
@@ -219,7 +276,7 @@ def phase_times(t, Y, loss, config: MultiheadConfig, state=None, drop: float = 0
 
     def emerged(y):     # >= 0 once the emergence is over
         gap = drop * fall - (reduced_loss(config, y) - loss[-1])
-        return min(gap, allocation(config, y).min() - share)
+        return min(gap, _active_share(config, y) - share)
 
     def locate(event):
         values = np.array([event(y) for y in Y])
@@ -236,9 +293,11 @@ def phase_times(t, Y, loss, config: MultiheadConfig, state=None, drop: float = 0
     return locate(warm), locate(emerged)
 
 
-def best_loss(config: MultiheadConfig, heads: int | None = None, starts: int = 8, seed: int = 0):
-    """The smallest reduced loss found by L-BFGS-B from ``starts`` seeded starts (and the
-    one-head-per-task start when ``heads >= n``), with ``|omega| < 1/sqrt(2)``: ``(loss, y)``."""
+def best_loss(config: MultiheadConfig, heads: int | None = None, starts: int = 8, seed: int = 0,
+              extra=()):
+    """The smallest reduced loss found by L-BFGS-B from ``starts`` seeded starts, the
+    one-head-per-task start when ``heads >= n`` and the states in ``extra`` (say the flow's limit,
+    so the best found is never worse), with ``|omega| < 1/sqrt(2)``: ``(loss, y)``."""
     from scipy.optimize import minimize
 
     cfg = MultiheadConfig(config.n, heads or config.H, config.d, config.L, config.sigma,
@@ -256,6 +315,7 @@ def best_loss(config: MultiheadConfig, heads: int | None = None, starts: int = 8
         mu = np.zeros((H, n))
         mu[np.arange(n), np.arange(n)] = 3.0
         inits.append(np.concatenate([omega.ravel(), mu.ravel()]))
+    inits += [np.asarray(y, float) for y in extra]
     best = None
     for y0 in inits:
         res = minimize(lambda y: float(loss(y)), y0, jac=lambda y: -np.asarray(rhs(y), float),
@@ -264,3 +324,95 @@ def best_loss(config: MultiheadConfig, heads: int | None = None, starts: int = 8
         if np.isfinite(res.fun) and (best is None or res.fun < best[0]):
             best = (float(res.fun), res.x)
     return best
+
+
+# ---------------------------------------------------------------------------------------------
+# a run to the limit
+
+
+@dataclass
+class MultiheadTrajectory:
+    """The flow at recorded times ``t``: ``omega[j, h, i]``, ``mu[j, h, i]``, ``loss[j]`` (``L~``);
+    the ends of warm-up and emergence (None when not reached), the largest loss-decrease rate
+    ``-dL~/dt`` during the emergence, the time the run settled (None: it ran to ``t_end``), and at
+    the last time: the velocity ``max |dy/dt|`` (residual), the key-query share of each head, which
+    heads are active and which tasks they serve."""
+
+    config: dict
+    t: np.ndarray
+    omega: np.ndarray
+    mu: np.ndarray
+    loss: np.ndarray
+    warmup: float | None
+    emergence: float | None
+    peak_rate: float | None
+    settled: float | None
+    residual: float
+    allocation: np.ndarray
+    active: np.ndarray
+    served: list
+
+    @property
+    def limit(self) -> np.ndarray:
+        """The final state ``(omega, mu)`` flattened."""
+        return np.concatenate([self.omega[-1].ravel(), self.mu[-1].ravel()])
+
+    def speed_ratio(self) -> float | None:
+        """Mean loss-decrease rate over the warm-up over the peak rate during the emergence."""
+        if self.warmup is None or self.emergence is None or not self.peak_rate:
+            return None
+        fall = self.loss[0] - float(np.interp(self.warmup, self.t, self.loss))
+        return fall / self.warmup / self.peak_rate
+
+    def active_share(self) -> float:
+        """The smallest key-query share over the active heads at ``t_end``."""
+        return float(self.allocation[self.active].min())
+
+    def to_json(self) -> dict:
+        return {"config": self.config, "t": self.t.tolist(), "omega": self.omega.tolist(),
+                "mu": self.mu.tolist(), "loss": self.loss.tolist(), "warmup": self.warmup,
+                "emergence": self.emergence, "peak_rate": self.peak_rate,
+                "settled": self.settled, "residual": self.residual, "allocation": self.allocation.tolist(),
+                "active": self.active.tolist(), "served": self.served}
+
+    def save(self, path: str) -> None:
+        from .jsonio import write_json
+        write_json(path, self.to_json())
+
+    @classmethod
+    def load(cls, path: str) -> "MultiheadTrajectory":
+        import json
+        with open(path) as fh:
+            data = json.load(fh)
+        arrays = {k: np.array(data[k], dtype=float) for k in ("t", "omega", "mu", "loss",
+                                                              "allocation")}
+        return cls(config=data["config"], warmup=data["warmup"], emergence=data["emergence"],
+                   peak_rate=data["peak_rate"], settled=data["settled"],
+                   residual=data["residual"],
+                   active=np.array(data["active"], dtype=bool), served=data["served"], **arrays)
+
+
+def simulate(config: MultiheadConfig, t_end: float = T_END, points: int = 400,
+             digits: int | None = None) -> MultiheadTrajectory:
+    """Integrate the flow to ``t_end``, or in float64 until it settles (``max |dy/dt| <= SETTLE``),
+    and measure it (:class:`MultiheadTrajectory`).  The peak rate is the largest ``-dL~/dt`` on 400
+    points of the continuous solution spanning the emergence.  ``digits``: mpmath's Taylor
+    integrator to ``t_end`` (slow: keep ``t_end`` short)."""
+    if not (isinstance(t_end, (int, float)) and math.isfinite(t_end) and t_end > 0):
+        raise ConfigError(f"t_end must be a positive finite number, got {t_end!r}")
+    t, Y, loss, state = integrate(config, float(t_end), points, digits=digits, dense=True,
+                                  settle=SETTLE if digits is None else None)
+    settled = float(t[-1]) if t[-1] < t_end else None
+    warmup, emergence = phase_times(t, Y, loss, config, state if digits is None else None)
+    peak = None
+    if warmup is not None and emergence is not None and emergence > warmup:
+        peak = max(loss_rate(config, state(s)) for s in np.linspace(warmup, emergence, 400))
+    H, n = config.H, config.n
+    record = config.to_dict() | {"t_end": float(t_end), "points": points,
+                                 "number_type": "float64" if digits is None else f"mpmath {digits}"}
+    return MultiheadTrajectory(
+        config=record, t=t, omega=Y[:, : H * n].reshape(-1, H, n), mu=Y[:, H * n:].reshape(-1, H, n),
+        loss=loss, warmup=warmup, emergence=emergence, peak_rate=peak, settled=settled,
+        residual=float(np.abs(velocity(config, Y[-1])).max()),
+        allocation=allocation(config, Y[-1]), active=active_heads(config, Y[-1]),
+        served=served_tasks(config, Y[-1]))
