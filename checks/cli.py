@@ -1,11 +1,14 @@
 """``icl-verify``: the command line.
 
-    icl-verify derive features|classification [--format text|latex|both]
+    icl-verify derive features|classification|multihead [--format text|latex|both]
     icl-verify simulate features --K K --N N --p P --eta ETA --steps T [--every R]
                                  [--precision DIGITS] [--method M] --out FILE
     icl-verify simulate classification --N N (--d D | --Lambda SPEC) [--classes C] [--r R]
                                  --eta ETA --steps T [--every R] [--precision DIGITS]
                                  [--method M] [--samples S] [--seed SEED] --out FILE
+    icl-verify simulate multihead --n N --H H --d D --L L [--sigma S] [--init I]
+                                 [--flow balanced|merged] [--seed SEED] [--t-end T]
+                                 [--points P] [--precision DIGITS] --out FILE
     icl-verify list
     icl-verify check [CLAIM ...] [--profile quick|thorough] [--json FILE] [--report DIR]
     icl-verify bound QUANTITY --bound EXPR [--examples N] [--json FILE]
@@ -20,6 +23,8 @@ import contextlib
 import os
 import sys
 import time
+
+import numpy as np
 
 __all__ = ["main"]
 
@@ -41,7 +46,7 @@ def _parser() -> argparse.ArgumentParser:
     sub = parser.add_subparsers(dest="command", parser_class=_Parser, required=True)
 
     derive = sub.add_parser("derive", help="print the SymPy-derived dynamics of a setting")
-    derive.add_argument("setting", choices=["features", "classification"])
+    derive.add_argument("setting", choices=["features", "classification", "multihead"])
     derive.add_argument("--format", choices=["text", "latex", "both"], default="both")
 
     sim = sub.add_parser("simulate", help="run exact population GD and write a JSON trajectory")
@@ -83,6 +88,25 @@ def _parser() -> argparse.ArgumentParser:
                        help="arbitrary-precision number type (with --precision)")
         p.add_argument("--out", required=True, help="output JSON file")
         p.add_argument("--quiet", action="store_true", help="no progress bar, no summary")
+    mh = sim_sub.add_parser("multihead", help="gradient flow of multi-head softmax attention on "
+                                              "multi-task regression (spectral coordinates)")
+    mh.add_argument("--n", required=True, help="number of tasks (>= 1)")
+    mh.add_argument("--H", required=True, help="number of heads (>= 1)")
+    mh.add_argument("--d", required=True, help="block size of every task, or a comma list of n")
+    mh.add_argument("--L", required=True, help="context length (>= 1)")
+    mh.add_argument("--sigma", default="0", help="response noise (>= 0)")
+    mh.add_argument("--init", default="0.01", help="initial scale of omega and mu, in (0, 1/2)")
+    mh.add_argument("--flow", default="balanced", choices=["balanced", "merged"],
+                    help="separately trained Q, K, V, O from a balanced start, or merged weights")
+    mh.add_argument("--seed", default="0", help="seed of the initial perturbation")
+    mh.add_argument("--t-end", default="100000",
+                    help="horizon (float64 stops earlier once the flow settles)")
+    mh.add_argument("--points", default="400", help="recorded times (>= 10)")
+    mh.add_argument("--precision", default=None,
+                    help="significant digits: mpmath's Taylor integrator (slow; keep --t-end "
+                         "short)")
+    mh.add_argument("--out", required=True, help="output JSON file")
+    mh.add_argument("--quiet", action="store_true", help="no summary")
 
     sub.add_parser("list", help="list the claims and the measurable quantities")
 
@@ -98,7 +122,8 @@ def _parser() -> argparse.ArgumentParser:
     bound.add_argument("quantity")
     bound.add_argument("--bound", required=True,
                        help="SymPy expression in the setting's variables (features: K, N, eta, "
-                            "epsilon, p1; classification: N, M, c, d)")
+                            "epsilon, p1; classification: N, M, c, d; multihead: n, H, d, L, "
+                            "init)")
     bound.add_argument("--examples", default=None, help="Hypothesis examples for the search")
     bound.add_argument("--profile", choices=["quick", "thorough"], default="quick")
     bound.add_argument("--json", help="write the verdict as JSON")
@@ -123,6 +148,8 @@ def _check_out(path: str) -> None:
 def _simulate(args) -> int:
     if args.setting == "classification":
         return _simulate_classification(args)
+    if args.setting == "multihead":
+        return _simulate_multihead(args)
     from numerics import backend_for
     from numerics.features import FeaturesConfig, simulate
 
@@ -173,6 +200,56 @@ def _simulate_classification(args) -> int:
         except ValueError:
             pass
         lines.append(f"wrote {args.out} ({len(traj.t)} recorded steps)")
+        print("\n".join(lines))
+    return 0
+
+
+def _positive(text, what):
+    """A positive finite number (one-line error otherwise)."""
+    import math
+    try:
+        value = float(str(text).strip())
+    except ValueError:
+        raise UserError(f"{what} must be a positive finite number, got {text!r}") from None
+    if not (math.isfinite(value) and value > 0):
+        raise UserError(f"{what} must be a positive finite number, got {text!r}")
+    return value
+
+
+def _simulate_multihead(args) -> int:
+    from numerics.features import whole_number
+    from numerics.multihead import MultiheadConfig, simulate
+
+    config = MultiheadConfig.make(args.n, args.H, args.d, args.L, args.sigma, args.init,
+                                  args.flow, args.seed)
+    t_end = _positive(args.t_end, "t-end")
+    points = whole_number(args.points, "points", at_least=10)
+    digits = _precision(args.precision)
+    _check_out(args.out)
+    start = time.perf_counter()
+    traj = simulate(config, t_end, points, digits=digits)
+    elapsed = time.perf_counter() - start
+    traj.save(args.out)
+    if not args.quiet:
+        fmt = lambda x: "not reached" if x is None else f"{x:.6g}"  # noqa: E731
+        cfg = traj.config
+        end = (f"settled at t = {traj.settled:.6g}" if traj.settled is not None
+               else f"ran to t = {cfg['t_end']:g} without settling: the phases are relative to "
+                    "the loss there")
+        lines = [f"multihead  n={cfg['n']} H={cfg['H']} d={cfg['d']} L={cfg['L']} "
+                 f"sigma={cfg['sigma']:g} init={cfg['init']:g} flow={cfg['flow']} "
+                 f"number={cfg['number_type']} ({elapsed:.2f} s)",
+                 f"phases: warm-up ends t = {fmt(traj.warmup)}, emergence ends t = "
+                 f"{fmt(traj.emergence)}; {end} (max |dy/dt| = {traj.residual:.3g})",
+                 f"loss {traj.loss[0]:.6g} -> {traj.loss[-1]:.10g}",
+                 f"{'head':>5} {'active':>7} {'task':>5} {'share':>8}  omega / mu per task"]
+        for h in range(cfg["H"]):
+            task = int(np.argmax(traj.omega[-1, h] ** 2))
+            lines.append(f"{h + 1:>5} {'yes' if traj.active[h] else 'no':>7} {task + 1:>5} "
+                         f"{traj.allocation[h]:>8.4f}  "
+                         + " ".join(f"{w:.4g}/{m:.4g}" for w, m in zip(traj.omega[-1, h],
+                                                                          traj.mu[-1, h])))
+        lines.append(f"wrote {args.out} ({len(traj.t)} recorded times)")
         print("\n".join(lines))
     return 0
 
@@ -274,13 +351,16 @@ def _report(args, ids, claims, verdicts, executor) -> None:
 
     settings_seen = {setting_of(claims[cid].quantity) for cid in ids}
     os.makedirs(args.report, exist_ok=True)
-    predictions = extras = None
+    predictions = extras = multihead = None
     if "features" in settings_seen:
         predictions = mean_field_predictions(
             Ks=(4, 8, 16) if args.profile == "quick" else (4, 8, 16, 32), Ns=(100, 1000, 10000))
     if "classification" in settings_seen:
         extras = classification_extras(args.profile, executor)
-    path = write_report(verdicts, args.report, predictions, extras)
+    if "multihead" in settings_seen:
+        from checks.report_multihead import multihead_extras
+        multihead = multihead_extras(args.profile, executor)
+    path = write_report(verdicts, args.report, predictions, extras, multihead)
     print(f"wrote {path}")
 
 

@@ -5,8 +5,9 @@ import sympy as sp
 
 from theory import classification as thc
 from theory import features as th
+from theory import multihead as thm
 
-__all__ = ["features_rules", "classification_rules", "render"]
+__all__ = ["features_rules", "classification_rules", "multihead_rules", "render"]
 
 
 def features_rules() -> list[tuple[str, str, sp.Basic, str]]:
@@ -46,15 +47,24 @@ def classification_rules() -> list[tuple[str, str, sp.Basic, str]]:
     return [(label, label, expr, note) for label, expr, note in thc.derivation()]
 
 
+def multihead_rules() -> list[tuple[str, str, sp.Basic, str]]:
+    """``(text label, LaTeX label, expression, note)`` of the multihead reduction (n = H = 2)."""
+    return [(label, label, expr, note) for label, expr, note in thm.derivation()]
+
+
 _HEADERS = {"features": "derived dynamics (S2 = sum_m Attn_m^2)",
-            "classification": "derived reduction (whitened coordinates; reconstructed model)"}
+            "classification": "derived reduction (whitened coordinates; reconstructed model)",
+            "multihead": "derived large-L reduction and flows (spectral coordinates; "
+                         "reconstructed model)"}
+_RULES = {"features": features_rules, "classification": classification_rules,
+          "multihead": multihead_rules}
 
 
 def render(setting: str, fmt: str = "both") -> str:
     """The derivation of ``setting`` as plain text, LaTeX, or both."""
     if setting not in _HEADERS:
         raise ValueError(f"no derivation for setting {setting!r}")
-    rules = features_rules() if setting == "features" else classification_rules()
+    rules = _RULES[setting]()
     out = []
     if fmt in ("text", "both"):
         out.append(f"# {setting}: {_HEADERS[setting]}")

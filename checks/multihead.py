@@ -21,7 +21,7 @@ from numerics.multihead import MultiheadConfig, best_loss, simulate
 from .features import Claim, NotReached
 
 __all__ = ["Region", "QUANTITIES", "CLAIMS", "measure_any", "describe_quantities",
-           "DEFAULT_REGION", "config_for", "run", "best", "RESIDUAL", "SHARE"]
+           "DEFAULT_REGION", "config_for", "configurations", "run", "best", "RESIDUAL", "SHARE"]
 
 #: M1: the flow has converged when ``max |dy/dt| <= RESIDUAL`` where the run ends (it settled at
 #: ``max |dy/dt| = SETTLE``, or ``t = 10^5``).
@@ -103,9 +103,29 @@ class Region:
                 + (f", H - n in {list(self.extra_sweep)} in the sweep" if self.extra_sweep else ""))
 
 
+def _blocks(d):
+    """``d`` of a params dict (one size for every task, or one per task) as a hashable value."""
+    return tuple(int(x) for x in d) if isinstance(d, (list, tuple)) else int(d)
+
+
 def config_for(params: dict) -> MultiheadConfig:
-    return MultiheadConfig.make(int(params["n"]), int(params["H"]), int(params["d"]),
+    d = _blocks(params["d"])
+    return MultiheadConfig.make(int(params["n"]), int(params["H"]),
+                                ",".join(map(str, d)) if isinstance(d, tuple) else d,
                                 int(params["L"]), init=repr(float(params.get("init", 0.01))))
+
+
+def configurations(n=(2, 3), extra=(0, 2), d=(2, 16), L=(30, 800)):
+    """Hypothesis strategy of params dicts with ``H >= n`` heads and a block size per task."""
+    from hypothesis import strategies as st
+
+    @st.composite
+    def draw(draw_):
+        tasks = draw_(st.integers(*n))
+        return {"n": tasks, "H": tasks + draw_(st.integers(*extra)),
+                "d": tuple(draw_(st.lists(st.integers(*d), min_size=tasks, max_size=tasks))),
+                "L": int(round(math.exp(draw_(st.floats(*map(math.log, L)))))), "init": 0.01}
+    return draw()
 
 
 @lru_cache(maxsize=64)
@@ -118,7 +138,7 @@ def _run_cached(n, H, d, L, init):
 
 
 def _args(params):
-    return (int(params["n"]), int(params["H"]), int(params["d"]), int(params["L"]),
+    return (int(params["n"]), int(params["H"]), _blocks(params["d"]), int(params["L"]),
             float(params.get("init", 0.01)))
 
 

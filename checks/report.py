@@ -152,7 +152,8 @@ def _plot_ratios(out_dir, verdicts):
     return files
 
 
-def write_report(verdicts, out_dir: str, predictions=None, classification=None) -> str:
+def write_report(verdicts, out_dir: str, predictions=None, classification=None,
+                 multihead=None) -> str:
     """Write ``report.md`` and its figures into ``out_dir``; returns the Markdown path.
 
     ``predictions``: mean-field rows for the features section (:func:`mean_field_predictions`);
@@ -204,6 +205,9 @@ def write_report(verdicts, out_dir: str, predictions=None, classification=None) 
     if "classification" in by_setting and classification is not None:
         from .report_classification import classification_section
         lines += classification_section(by_setting["classification"], out_dir, classification)
+    if "multihead" in by_setting and multihead is not None:
+        from .report_multihead import multihead_section
+        lines += multihead_section(by_setting["multihead"], out_dir, multihead)
     path = os.path.join(out_dir, "report.md")
     with open(path, "w") as fh:
         fh.write("\n".join(lines))

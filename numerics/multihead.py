@@ -198,30 +198,36 @@ def integrate(config: MultiheadConfig, t_end: float, points: int = 400, digits: 
     return (t, Y, loss, state) if dense else (t, Y, loss)
 
 
-def monte_carlo_loss(config: MultiheadConfig, y, samples: int = 4000, seed: int = 0):
+def monte_carlo_loss(config: MultiheadConfig, y, samples: int = 4000, seed: int = 0,
+                     batch: int = 2000):
     """``E ||y_hat - y_q||^2`` of the full model at the spectral state ``y`` (explicit block-diagonal
-    ``W_h``, explicit prompts of L tokens, softmax over the context): ``(mean, standard error)``."""
+    ``W_h``, explicit prompts of L tokens, softmax over the context): ``(mean, standard error)``.
+    Prompts are drawn ``batch`` at a time from one seeded generator (memory ``batch * L * d``)."""
     n, H, d = config.n, config.H, config.d
     omega = np.asarray(y[: H * n], float).reshape(H, n)
     mu = np.asarray(y[H * n:], float).reshape(H, n)
     D = sum(d)
     block = np.repeat(np.arange(n), d)                      # task of each coordinate
-    rng = np.random.default_rng(seed)
-    x = rng.standard_normal((samples, config.L, D))
-    xq = rng.standard_normal((samples, D))
-    beta = rng.standard_normal((samples, D))
     onehot = np.eye(n)[block]                               # (D, n)
     noise = float(config.sigma)
-    y_ctx = np.einsum("sld,sd,dn->sln", x, beta, onehot) + noise * rng.standard_normal(
-        (samples, config.L, n))
-    y_q = np.einsum("sd,sd,dn->sn", xq, beta, onehot) + noise * rng.standard_normal((samples, n))
-    pred = np.zeros((samples, n))
-    for h in range(H):
-        scores = np.einsum("sld,d,sd->sl", x, omega[h][block], xq)
-        p = np.exp(scores - scores.max(axis=1, keepdims=True))
-        p /= p.sum(axis=1, keepdims=True)
-        pred += mu[h] * np.einsum("sl,sln->sn", p, y_ctx)
-    err = ((pred - y_q) ** 2).sum(axis=1)
+    rng = np.random.default_rng(seed)
+    errors = []
+    for start in range(0, samples, batch):
+        size = min(batch, samples - start)
+        x = rng.standard_normal((size, config.L, D))
+        xq = rng.standard_normal((size, D))
+        beta = rng.standard_normal((size, D))
+        y_ctx = np.einsum("sld,sd,dn->sln", x, beta, onehot) + noise * rng.standard_normal(
+            (size, config.L, n))
+        y_q = np.einsum("sd,sd,dn->sn", xq, beta, onehot) + noise * rng.standard_normal((size, n))
+        pred = np.zeros((size, n))
+        for h in range(H):
+            scores = np.einsum("sld,d,sd->sl", x, omega[h][block], xq)
+            p = np.exp(scores - scores.max(axis=1, keepdims=True))
+            p /= p.sum(axis=1, keepdims=True)
+            pred += mu[h] * np.einsum("sl,sln->sn", p, y_ctx)
+        errors.append(((pred - y_q) ** 2).sum(axis=1))
+    err = np.concatenate(errors)
     return float(err.mean()), float(err.std(ddof=1) / math.sqrt(samples))
 
 

@@ -29,7 +29,7 @@ from functools import lru_cache
 import sympy as sp
 
 __all__ = ["gaussian_tilt", "gaussian_mgf_ratio", "chi_square_mgf", "symbols", "reduced_loss",
-           "merged_flow", "balanced_flow", "balance_invariant"]
+           "merged_flow", "balanced_flow", "balance_invariant", "derivation"]
 
 
 def gaussian_tilt():
@@ -117,3 +117,22 @@ def balance_invariant():
     G = sp.Function("G")
     dq, dk = -sp.diff(G(q * k), q), -sp.diff(G(q * k), k)
     return sp.simplify(2 * q * dq - 2 * k * dk)
+
+
+def derivation(n: int = 2, H: int = 2) -> list[tuple[str, sp.Basic, str]]:
+    """``(label, expression, note)`` of the reduction and the flows, for ``n`` tasks, ``H`` heads."""
+    omega, mu, *_ = symbols(n, H)
+    chi, s = chi_square_mgf()
+    merged, balanced = merged_flow(n, H), balanced_flow(n, H)
+    w, m = omega[0][0], mu[0][0]
+    return [
+        ("E[x e^{a x}] / E[e^{a x}]", gaussian_tilt(), "x ~ N(0, 1): sum_l p_l y_l -> omega y_q"),
+        ("log E[e^{(a+b) x}] / (E[e^{a x}] E[e^{b x}])", gaussian_mgf_ratio(),
+         "pairs heads h, g in the 1/L term"),
+        ("E[exp((1 - s) z^2 / 2)]", chi, "s = 1 - 2t > 0: E_hg per query coordinate"),
+        (f"L~ (n = {n}, H = {H})", reduced_loss(n, H), "large-L reduced loss (reconstructed model)"),
+        (f"d{w}/dt (merged)", merged[w], "-dL~/domega"),
+        (f"d{m}/dt (merged)", merged[m], "-dL~/dmu"),
+        (f"d{w}/dt (balanced Q, K, V, O)", balanced[w], "factor q^2 + k^2 = 2 |omega|"),
+        ("d(q^2 - k^2)/dt", balance_invariant(), "the balanced start is kept"),
+    ]
