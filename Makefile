@@ -31,6 +31,7 @@ test-thorough: $(STAMP)
 bench: $(STAMP)
 	$(BIN)/python bench/features.py
 	$(BIN)/python bench/classification.py
+	$(BIN)/python bench/multihead.py
 
 clean:
 	rm -rf $(VENV) $(REPORT) .pytest_cache .hypothesis

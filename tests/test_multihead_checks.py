@@ -9,18 +9,21 @@ import pytest
 from hypothesis import example, given
 
 from checks.cli import main
-from checks.multihead import CLAIMS, Region, configurations, measure_any, run
+from checks.multihead import CLAIMS, RESIDUAL, Region, configurations, measure_any, run
 from numerics.multihead import MultiheadConfig, MultiheadTrajectory, reduced_loss
 
 
 @given(configurations(n=(2, 3), extra=(0, 1), d=(2, 12), L=(40, 600)))
 @example({"n": 2, "H": 3, "d": (4, 4), "L": 50, "init": 0.01})   # a head duplicates a task
+# a duplicate head's output decays like 1/t: the velocity is still 2e-8 at t = 10^5 (not settled)
+@example({"n": 3, "H": 4, "d": (8, 11, 11), "L": 40, "init": 0.01})
 def test_phases_allocation_and_separation(params):
     """Warm-up, emergence and convergence in order, the warm-up slower than the emergence's peak;
-    at the limit every active head on one task and every task served; one head is worse."""
+    the flow at rest (M1's criterion); at the limit every active head on one task and every task
+    served; one head is worse."""
     traj = run(params)
-    assert traj.settled is not None, "the flow did not settle by t = 10^5"
-    assert 0 < traj.warmup < traj.emergence < traj.settled
+    assert traj.residual <= RESIDUAL
+    assert 0 < traj.warmup < traj.emergence < traj.t[-1]
     assert traj.speed_ratio() < 1
     assert np.all(np.diff(traj.loss) <= 1e-9 * traj.loss[0])   # gradient flow: L~ never rises
     assert traj.active_share() >= 0.99
