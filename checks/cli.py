@@ -332,7 +332,7 @@ def _check(args) -> int:
             bar = _bar(None, show)
             bar.set_description(cid)
             v = check_bound(c.quantity, c.bound, c.region, args.profile, c.kind, executor=ex,
-                            progress=bar.update)
+                            progress=bar.update, pinned=c.pinned)
             bar.close()
             v.claim_id = cid
             verdicts.append(v)

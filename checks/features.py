@@ -201,7 +201,7 @@ class Claim:
     bound: str
     region: object = field(default_factory=Region)
     kind: str = "O"
-
+    pinned: tuple = ()      # past counterexamples, tried first by every check
     def __post_init__(self):
         if self.source not in SOURCES:
             raise ValueError(f"claim {self.id}: source must be one of {SOURCES}")
@@ -248,7 +248,8 @@ CLAIMS = {c.id: c for c in [
           "features.invariant.own_weight_decrease", "0", Region(K=(2, 12), N="K**2"), kind="le"),
     Claim("F7", "Under-represented features: four phases, in order (phase I ends before II, II "
           "before III, III before convergence; boundaries as in the spec).", "reconstructed",
-          "features.under.phase_order", "0", kind="le"),
+          "features.under.phase_order", "0", kind="le",
+          pinned=({"K": 5, "N": 100, "epsilon": 0.17377394345044514, "eta": 1.0, "p1": 0.5},)),
     Claim("F7.I", "Under-represented features: phase I (B_{k,1} falls faster than A_k grows) "
           "lasts O(K log K / eta) steps.", "reconstructed", "features.under.phase_time.1",
           "K*log(K)/eta"),

@@ -28,7 +28,7 @@ import math
 from dataclasses import asdict, dataclass, field
 
 import numpy as np
-from hypothesis import HealthCheck, Phase, given, settings, target
+from hypothesis import HealthCheck, Phase, example, given, settings, target
 
 from .bounds import evaluate_bound, parse_bound, variables_for
 from .features import NotReached
@@ -122,10 +122,11 @@ def _excess(kind: str, m: float, b: float) -> float:
 
 def check_bound(quantity: str, bound: str, region=None, profile: str = "quick",
                 kind: str = "O", examples: int | None = None, executor=None,
-                progress=None) -> Verdict:
+                progress=None, pinned=()) -> Verdict:
     """Check ``quantity <= C * bound`` (``kind "O"``) or the exact inequality ``quantity REL
     bound`` (``"le"``, ``"lt"``, ``"ge"``, ``"gt"``: see :data:`RELATIONS`) on ``region`` (default:
-    the setting's default region)."""
+    the setting's default region).  ``pinned``: configurations always tried first (past
+    counterexamples), whatever the draws."""
     from .registry import default_region
 
     if kind != "O" and kind not in RELATIONS:
@@ -150,7 +151,8 @@ def check_bound(quantity: str, bound: str, region=None, profile: str = "quick",
     failing = []
 
     @settings(max_examples=opts["examples"], derandomize=True, database=None, deadline=None,
-              phases=[Phase.generate, Phase.target] + ([Phase.shrink] if kind != "O" else []),
+              phases=[Phase.explicit, Phase.generate, Phase.target]
+              + ([Phase.shrink] if kind != "O" else []),
               suppress_health_check=list(HealthCheck), report_multiple_bugs=False)
     @given(region.strategy())
     def probe(params):
@@ -166,6 +168,8 @@ def check_bound(quantity: str, bound: str, region=None, profile: str = "quick",
                 failing.append(evaluations[-1])
                 raise AssertionError("inequality fails")
 
+    for params in pinned:
+        probe = example(dict(params))(probe)
     try:
         probe()
     except AssertionError:

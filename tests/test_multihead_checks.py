@@ -77,8 +77,10 @@ class _Line:
 
 @pytest.mark.parametrize("kind, lo, hi, verdict", [
     ("ge", 1.0, 3.0, "consistent"), ("ge", 0.5, 3.0, "refuted"),
-    ("gt", 1.5, 3.0, "consistent"), ("gt", 1.0, 3.0, "refuted"),
-    ("le", 0.0, 1.0, "consistent"), ("lt", 0.0, 1.0, "refuted")])
+    ("gt", 1.5, 3.0, "consistent"), ("le", 0.0, 1.0, "consistent"),
+    # on the boundary itself: the strict kinds fail, the others hold
+    ("gt", 1.0, 1.0, "refuted"), ("lt", 1.0, 1.0, "refuted"),
+    ("ge", 1.0, 1.0, "consistent"), ("le", 1.0, 1.0, "consistent")])
 def test_exact_kinds(monkeypatch, kind, lo, hi, verdict):
     """measured = n against the bound 1: the minimal counterexample sits on the boundary."""
     import checks.registry
@@ -169,3 +171,16 @@ def test_report_section_writes_its_figures(tmp_path):
     assert table.count("|") == 6                      # n, H, d and the two L columns
     assert f"{separation[1]['ratio']:.3f}" in table
     assert math.isclose(separation[0]["ratio"], separation[0]["single"] / separation[0]["limit"])
+
+
+def test_pinned_counterexamples_are_always_tried(monkeypatch):
+    """A past counterexample outside what the draws reach still refutes the claim."""
+    import checks.registry
+    from checks.verdict import check_bound
+
+    monkeypatch.setattr(checks.registry, "measure_any", lambda name, params, steps: params["n"])
+    assert check_bound("multihead.allocation", "1", _Line(1.0, 3.0), kind="ge",
+                       examples=10).verdict == "consistent"
+    v = check_bound("multihead.allocation", "1", _Line(1.0, 3.0), kind="ge", examples=10,
+                    pinned=({"n": 0.5},))
+    assert v.verdict == "refuted" and v.counterexample["params"] == {"n": 0.5}
