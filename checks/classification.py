@@ -19,6 +19,7 @@ from numerics.classification import (ClassificationConfig, IsotropicLoss, MonteC
 from numerics.errors import SimulationError
 
 from .features import Claim, NotReached
+from .registry import quantity_table
 
 __all__ = ["Region", "QUANTITIES", "CLAIMS", "measure_any", "describe_quantities",
            "DEFAULT_REGION", "config_for", "RATE_TOLERANCE"]
@@ -177,15 +178,7 @@ QUANTITIES = {
                                                 "length M, W = W* trained at N, against Bayes"),
 }
 
-
-def describe_quantities() -> dict:
-    return {name: desc for name, (_, desc) in QUANTITIES.items()}
-
-
-def measure_any(name: str, params: dict, max_steps: int = 60_000) -> float:
-    if name not in QUANTITIES:
-        raise KeyError(name)
-    return QUANTITIES[name][0](params, max_steps)
+describe_quantities, measure_any = quantity_table(QUANTITIES)
 
 
 # ---------------------------------------------------------------------------------------------

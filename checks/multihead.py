@@ -19,6 +19,7 @@ from numerics.errors import SimulationError
 from numerics.multihead import MultiheadConfig, best_loss, simulate
 
 from .features import Claim, NotReached
+from .registry import quantity_table
 
 __all__ = ["Region", "QUANTITIES", "CLAIMS", "measure_any", "describe_quantities",
            "DEFAULT_REGION", "config_for", "configurations", "run", "best", "RESIDUAL", "SHARE"]
@@ -223,15 +224,7 @@ QUANTITIES = {
                                    "H-head flow's limit"),
 }
 
-
-def describe_quantities() -> dict:
-    return {name: desc for name, (_, desc) in QUANTITIES.items()}
-
-
-def measure_any(name: str, params: dict, max_steps: int = 60_000) -> float:
-    if name not in QUANTITIES:
-        raise KeyError(name)
-    return QUANTITIES[name][0](params, max_steps)
+describe_quantities, measure_any = quantity_table(QUANTITIES)
 
 
 # ---------------------------------------------------------------------------------------------

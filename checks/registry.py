@@ -5,10 +5,23 @@ from __future__ import annotations
 from importlib import import_module
 
 __all__ = ["SETTINGS", "setting_of", "all_claims", "quantities", "known_quantities",
-           "measure_any", "default_region"]
+           "measure_any", "default_region", "quantity_table"]
 
 #: Settings with claims, in the order they are listed and checked.
 SETTINGS = ("features", "classification", "multihead")
+
+
+def quantity_table(table: dict):
+    """``(describe_quantities, measure_any)`` of a setting whose quantities are a table
+    ``name -> (measure(params, max_steps), one-line description)``."""
+    def describe_quantities() -> dict:
+        return {name: desc for name, (_, desc) in table.items()}
+
+    def measure_any(name: str, params: dict, max_steps: int = 60_000) -> float:
+        if name not in table:
+            raise KeyError(name)
+        return table[name][0](params, max_steps)
+    return describe_quantities, measure_any
 
 
 def _module(setting: str):
