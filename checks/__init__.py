@@ -1,6 +1,12 @@
-"""Checks: claims and quantities per setting, verdicts, the report and the command line."""
+"""Checks: the claim vocabulary (:mod:`checks.claims`), the verdict engine (:mod:`checks.verdict`,
+:mod:`checks.bounds`, :mod:`checks.executor`), one module of claims and quantities per setting,
+the list of settings (:mod:`checks.settings`), the report package and the ``icl-verify`` command
+line."""
+from .claims import Claim, NotReached, Option, Quantity, Region, Setting
 from .cli import main
-from .derivation import render
-from .registry import all_claims, known_quantities, measure_any
+from .settings import all_claims, find_quantity, quantities, register, settings, unregister
+from .verdict import Verdict, check_bound, check_claim
 
-__all__ = ["main", "render", "all_claims", "known_quantities", "measure_any"]
+__all__ = ["Claim", "NotReached", "Option", "Quantity", "Region", "Setting", "main",
+           "all_claims", "find_quantity", "quantities", "register", "settings", "unregister",
+           "Verdict", "check_bound", "check_claim"]

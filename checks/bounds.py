@@ -4,26 +4,13 @@ from __future__ import annotations
 import sympy as sp
 from sympy.parsing.sympy_parser import parse_expr, standard_transformations
 
-__all__ = ["BoundError", "VARIABLES", "SETTING_VARIABLES", "variables_for", "parse_bound",
-           "evaluate_bound"]
+__all__ = ["BoundError", "symbols", "parse_bound", "evaluate_bound"]
 
 
-def _symbols(*names):
+def symbols(names) -> dict:
+    """Positive SymPy symbols for the variable ``names`` (a bound's variables are sizes, rates
+    and accuracies: positive)."""
     return {name: sp.Symbol(name, positive=True) for name in names}
-
-
-#: Variables a bound may use, per setting.  features: K features, prompt length N, step size eta,
-#: accuracy epsilon, p1; classification: training and test prompt lengths N and M, c classes,
-#: dimension d; multihead: n tasks, H heads, block size d, prompt length L, initial scale init.
-SETTING_VARIABLES = {"features": _symbols("K", "N", "eta", "epsilon", "p1"),
-                     "classification": _symbols("N", "M", "c", "d"),
-                     "multihead": _symbols("n", "H", "d", "L", "init")}
-VARIABLES = SETTING_VARIABLES["features"]
-
-
-def variables_for(quantity: str) -> dict:
-    """The bound variables of the setting a quantity belongs to (its name's first part)."""
-    return SETTING_VARIABLES.get(quantity.split(".", 1)[0], VARIABLES)
 
 
 _FUNCTIONS = {"log": sp.log, "sqrt": sp.sqrt, "exp": sp.exp, "Min": sp.Min, "Max": sp.Max}
@@ -33,10 +20,12 @@ class BoundError(ValueError):
     """A bound that cannot be parsed or uses an unknown symbol."""
 
 
-def parse_bound(text: str, variables=VARIABLES) -> sp.Expr:
-    """Parse ``text`` into a SymPy expression over ``variables`` (and log, sqrt, exp, Min, Max)."""
+def parse_bound(text: str, variables) -> sp.Expr:
+    """Parse ``text`` into a SymPy expression over ``variables`` (names; and log, sqrt, exp, Min,
+    Max)."""
     if not isinstance(text, str) or not text.strip():
         raise BoundError("the bound is empty")
+    variables = symbols(variables)
     local = dict(variables) | _FUNCTIONS
     try:
         expr = parse_expr(text, local_dict=local, global_dict={"Integer": sp.Integer,

@@ -9,6 +9,7 @@ which of their parts the paper's abstract states.
 from __future__ import annotations
 
 import math
+import time
 from dataclasses import dataclass
 from functools import lru_cache
 
@@ -17,12 +18,19 @@ import numpy as np
 from numerics.classification import (ClassificationConfig, IsotropicLoss, MonteCarloLoss,
                                      inference_error, minimiser, minimiser_gap, simulate)
 from numerics.errors import SimulationError
+from numerics.numbers import whole_number
+from theory import classification as thc
 
-from .features import Claim, NotReached
-from .registry import quantity_table
+from .claims import Claim, NotReached, Option, Quantity, Region as _Region, Setting
+from .options import GD_OPTIONS, backend_option, progress_wanted
+from .verdict import check_bound, fit_exponent, tail_exponent
 
-__all__ = ["Region", "QUANTITIES", "CLAIMS", "measure_any", "describe_quantities",
-           "DEFAULT_REGION", "config_for", "RATE_TOLERANCE"]
+__all__ = ["Region", "QUANTITIES", "CLAIMS", "VARIABLES", "DEFAULT_REGION", "config_for",
+           "RATE_TOLERANCE", "SETTING", "report_extras", "estimator_agreement",
+           "derivative_check", "raw_exponent"]
+
+#: Variables a bound may use: training and test prompt lengths N and M, c classes, dimension d.
+VARIABLES = ("N", "M", "c", "d")
 
 #: GD runs until ``||W_t - W*|| <= RATE_TOLERANCE ||W_0 - W*||``; the rate is fitted on the way.
 RATE_TOLERANCE = 1e-7
@@ -32,7 +40,7 @@ GD_SAMPLES, MINIMISER_SAMPLES, TEST_SAMPLES = 20_000, 400_000, 100_000
 
 
 @dataclass(frozen=True)
-class Region:
+class Region(_Region):
     """Configurations where a classification claim is asserted; ``sweep`` names the scaling
     variables (each swept geometrically with the others at the centre)."""
 
@@ -45,7 +53,7 @@ class Region:
     r: float = 1.0
     sweep: tuple[str, ...] = ("N",)
 
-    _INTEGER = ("N", "M", "c", "d")
+    INTEGER = ("N", "M", "c", "d")
 
     def strategy(self):
         from hypothesis import strategies as st
@@ -70,20 +78,6 @@ class Region:
         return {"N": int(round(geo(*self.N))), "M": int(round(geo(*self.M))),
                 "c": int(round(sum(self.c) / 2)), "d": int(round(sum(self.d) / 2)),
                 "eta": geo(*self.eta), "kappa": sum(self.kappa) / 2, "r": self.r}
-
-    def sweep_points(self, var: str, points: int) -> list[dict]:
-        base = self.base()
-        out = []
-        for v in np.geomspace(*getattr(self, var), points):
-            params = dict(base)
-            params[var] = int(round(v)) if var in self._INTEGER else float(v)
-            if params not in out:
-                out.append(params)
-        return out
-
-    @staticmethod
-    def axis(var: str):
-        return var, lambda params: params[var]
 
     def describe(self) -> str:
         return (f"N in {list(self.N)}, M in {list(self.M)}, c in {list(self.c)}, d in "
@@ -168,7 +162,7 @@ def _error(params, max_steps):
     return inference_error(_a_star(N, c, d, r), int(params["M"]), d, c, r, TEST_SAMPLES)[0]
 
 
-QUANTITIES = {
+QUANTITIES = {name: Quantity(name, fn, description, VARIABLES) for name, (fn, description) in {
     "classification.rate": (_rate, "fitted linear rate rho of ||W_t - W*|| under GD from W = 0 "
                                    "(upper end of its 95% interval)"),
     "classification.rate_prediction_error": (_rate_error, "|rho fitted - spectral radius of the "
@@ -176,9 +170,8 @@ QUANTITIES = {
     "classification.minimiser_gap": (_gap, "||W*/c - Lambda^{-1}||_max of the global minimiser"),
     "classification.inference_error": (_error, "E (1/2) sum_k |p_k - p*_k| on test prompts of "
                                                 "length M, W = W* trained at N, against Bayes"),
-}
-
-describe_quantities, measure_any = quantity_table(QUANTITIES)
+}.items()}
+Q = QUANTITIES
 
 
 # ---------------------------------------------------------------------------------------------
@@ -200,20 +193,143 @@ CLAIMS = {c.id: c for c in [
           "linear rate, ||W_t - W*|| <= C rho^t with rho < 1 (paper); measured: the upper end of "
           "the 95% interval of the fitted rho, W_0 = 0, binary by quadrature (Lambda = I, d = 1), "
           "otherwise GD on a common-random-numbers Monte Carlo loss.", "paper",
-          "classification.rate", "1", _RATE_REGION, kind="lt"),
+          Q["classification.rate"], "1", _RATE_REGION, kind="lt"),
     Claim("C1.local", "The fitted rate is the spectral radius of the GD map linearised at W*, "
           "I - eta diag(lambda_g^2/k_g) Hess L(W*), to 1e-4.", "derived",
-          "classification.rate_prediction_error", "1/10000", _RATE_REGION, kind="le"),
+          Q["classification.rate_prediction_error"], "1/10000", _RATE_REGION, kind="le"),
     Claim("C2", "Binary: W* = 2 (Lambda^{-1} + G) with ||G||_max = O(1/N) (reconstructed; the "
           "abstract states only convergence to a global minimiser).", "reconstructed",
-          "classification.minimiser_gap", "1/N", _GAP_REGION),
+          Q["classification.minimiser_gap"], "1/N", _GAP_REGION),
     Claim("C2.mc", "c classes: W* = c (Lambda^{-1} + G) with ||G||_max = O(c/N) (reconstructed).",
-          "reconstructed", "classification.minimiser_gap", "c/N", _GAP_MC_REGION),
+          "reconstructed", Q["classification.minimiser_gap"], "c/N", _GAP_MC_REGION),
     Claim("C3", "The trained transformer's prediction approaches the Bayes-optimal classifier as "
           "the training and test prompt lengths grow (paper), with inference error "
           "O(1/N) + O(1/sqrt(M)) (reconstructed).", "reconstructed",
-          "classification.inference_error", "1/N + 1/sqrt(M)", _ERROR_REGION),
+          Q["classification.inference_error"], "1/N + 1/sqrt(M)", _ERROR_REGION),
     Claim("C3.mc", "c classes: inference error O(c^2/N + c^{3/2}/sqrt(M)) (reconstructed).",
-          "reconstructed", "classification.inference_error", "c**2/N + c**(3/2)/sqrt(M)",
+          "reconstructed", Q["classification.inference_error"], "c**2/N + c**(3/2)/sqrt(M)",
           _ERROR_MC_REGION),
 ]}
+
+
+# ---------------------------------------------------------------------------------------------
+# the numbers the report shows
+
+#: Configurations of the example trajectories: (label, params, method).
+_TRAJECTORIES = [
+    ("binary, Lambda = I, d = 2 (quadrature)",
+     {"N": 64, "d": 2, "c": 2, "kappa": 1.0, "eta": 4.0, "r": 1.0}, "quadrature"),
+    ("binary, kappa = 1.5, d = 3 (Monte Carlo, CRN)",
+     {"N": 64, "d": 3, "c": 2, "kappa": 1.5, "eta": 4.0, "r": 1.0}, "montecarlo"),
+    ("3 classes, kappa = 1.5, d = 3 (Monte Carlo, CRN)",
+     {"N": 64, "d": 3, "c": 3, "kappa": 1.5, "eta": 4.0, "r": 1.0}, "montecarlo"),
+]
+
+
+def estimator_agreement(cases=((16, 1, 1.0), (32, 2, 1.5), (64, 3, 2.0)), samples=400_000):
+    """Quadrature ``L(a), L'(a)`` against Monte Carlo (independent prompts, no reduction) with its
+    standard error: ``(N, d, a, quad, mc, se, z)`` rows for the loss and the derivative."""
+    rows = []
+    for N, d, a in cases:
+        L, dL, _ = IsotropicLoss(N, d, 1)(a)
+        mc = MonteCarloLoss(N, d, 2, 1, np.zeros(d, int), samples, seed=11)
+        loss, grad, _ = mc.per_sample(np.array([a]))
+        for what, q, x in (("L", L, loss), ("dL/da", dL, grad[:, 0])):
+            m, se = x.mean(), x.std(ddof=1) / math.sqrt(samples)
+            rows.append({"N": N, "d": d, "a": a, "what": what, "quadrature": float(q),
+                         "montecarlo": float(m), "stderr": float(se),
+                         "z": float((m - float(q)) / se)})
+    return rows
+
+
+def derivative_check(cases=((16, 2, 1.2), (128, 3, 1.9)), h=1e-4):
+    """SymPy ``L'(a), L''(a)`` against central differences of ``L`` (same rule): rows with the
+    relative error; the difference error is O(h^2)."""
+    rows = []
+    for N, d, a in cases:
+        loss = IsotropicLoss(N, d, 1)
+        L0, d1, d2 = (float(x) for x in loss(a))
+        Lp, Lm = float(loss(a + h)[0]), float(loss(a - h)[0])
+        fd1, fd2 = (Lp - Lm) / (2 * h), (Lp - 2 * L0 + Lm) / h**2
+        rows.append({"N": N, "d": d, "a": a, "sympy_d1": d1, "fd_d1": fd1,
+                     "rel_d1": abs(d1 - fd1) / abs(d1), "sympy_d2": d2, "fd_d2": fd2,
+                     "rel_d2": abs(d2 - fd2) / abs(d2)})
+    return rows
+
+
+def raw_exponent(verdict, var: str):
+    """Log-log fit of the measured quantity itself (not the ratio) over a sweep of ``var``, on
+    the larger half of the sweep; None when there are fewer than three points."""
+    return tail_exponent([(e["params"][var], e["measured"]) for e in verdict.evaluations
+                          if e["probe"] == f"sweep {var}" and e["measured"]])
+
+
+def report_extras(profile: str = "quick", executor=None) -> dict:
+    """Everything the section shows besides the claims' verdicts."""
+    Ms = [16, 64, 256, 1024, 4096, 16384]
+    bayes_limit = [inference_error(2.0, M, 2, 2, 1.0, 200_000)[0] for M in Ms]
+    return {
+        "wrong_law": check_bound(Q["classification.minimiser_gap"], "1/N**2", _GAP_REGION,
+                                 profile, examples=2, executor=executor),
+        "trajectories": [(label, simulate(config_for(p), 3000, method=m, samples=20_000,
+                                          until=1e-9)) for label, p, m in _TRAJECTORIES],
+        "agreement": estimator_agreement(),
+        "derivatives": derivative_check(),
+        "limit_M": {"M": Ms, "error": bayes_limit,
+                    "fit": fit_exponent(Ms[2:], bayes_limit[2:])},
+    }
+
+
+# ---------------------------------------------------------------------------------------------
+# icl-verify simulate classification
+
+OPTIONS = (
+    Option("--N", "training prompt length (>= 1)", required=True),
+    Option("--d", "dimension (needed with --Lambda identity)"),
+    Option("--Lambda", "identity | scaled:S | diag:l1,l2,... | rows a,b;c,d (symmetric positive "
+           "definite)", "identity"),
+    Option("--classes", "number of classes c (>= 2)", "2"),
+    Option("--r", "whitened norm of the class means (> 0)", "1"),
+    Option("--eta", "step size (positive, finite)", required=True),
+    Option("--method", "loss estimator (default: quadrature when the reduction allows)", "auto",
+           choices=("auto", "quadrature", "montecarlo")),
+    Option("--samples", "Monte Carlo prompts (>= 100)", "100000"),
+    Option("--seed", "Monte Carlo seed", "0"),
+) + GD_OPTIONS
+
+
+def run_simulation(args):
+    """``icl-verify simulate classification``: validate, run, and summarise."""
+    config = ClassificationConfig.make(args.N, args.d, args.Lambda, args.classes, args.r, args.eta)
+    backend = backend_option(args)
+    samples = whole_number(args.samples, "samples", at_least=100)
+    seed = whole_number(args.seed, "seed", at_least=0)
+    start = time.perf_counter()
+    traj = simulate(config, args.steps, args.every, backend, method=args.method, samples=samples,
+                    seed=seed, progress=progress_wanted(args))
+    elapsed = time.perf_counter() - start
+    cfg = traj.config
+    lines = [f"classification  N={cfg['N']} d={cfg['d']} c={cfg['classes']} "
+             f"Lambda={cfg['Lambda_spec']} r={cfg['r']:g} eta={cfg['eta']:g} "
+             f"steps={cfg['steps']} number={cfg['number_type']} method={cfg['method']} "
+             f"({elapsed:.2f} s)",
+             f"W* = a* Lambda^-1 with a* = {traj.a_star:.12g} (error estimate "
+             f"{traj.a_star_error:.2g}); ||W*/c - Lambda^-1||_max = "
+             f"{abs(traj.a_star / config.classes - 1) * config.inverse_max():.6g}",
+             f"final loss {traj.loss[-1]:.10g}, ||W_T - W*||_F = {traj.distance[-1]:.4g}"]
+    try:
+        fit = traj.rate()
+        lines.append(f"linear rate rho = {fit['rho']:.6g} (95% CI [{fit['low']:.6g}, "
+                     f"{fit['high']:.6g}])")
+    except ValueError:
+        pass
+    lines.append(f"wrote {args.out} ({len(traj.t)} recorded steps)")
+    return traj, "\n".join(lines)
+
+
+SETTING = Setting(
+    name="classification", title="linear attention classifying Gaussian mixtures in context",
+    variables=VARIABLES, quantities=QUANTITIES, claims=CLAIMS, region=DEFAULT_REGION,
+    derive=lambda: ("derived reduction (whitened coordinates; reconstructed model)",
+                    thc.derivation()),
+    options=OPTIONS, simulate=run_simulation)

@@ -9,24 +9,28 @@ SymPy expression and the region of configurations where it is asserted.
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass, field
+import time
+from dataclasses import dataclass
+from functools import partial
 from typing import Callable
 
 import numpy as np
+import sympy as sp
 
 from numerics.features import FeaturesConfig, Snapshot, loss_star, simulate, structure
+from numerics.prompts import METHODS
+from theory import features as th
 
-from .bounds import evaluate_bound, parse_bound, variables_for
+from .bounds import evaluate_bound, parse_bound
+from .claims import Claim, NotReached, Option, Quantity, Region as _Region, Setting
+from .options import GD_OPTIONS, backend_option, progress_wanted
 
-__all__ = ["EVENTS", "register_event", "QUANTITIES", "COMPOSITE", "Quantity", "measure",
-           "measure_many", "measure_any", "known_quantities", "Region", "Claim", "CLAIMS",
-           "NotReached", "config_for", "describe_quantities", "DEFAULT_REGION"]
+__all__ = ["EVENTS", "register_event", "EVENT_QUANTITIES", "QUANTITIES", "VARIABLES", "measure",
+           "measure_many", "Region", "CLAIMS", "config_for", "DEFAULT_REGION", "SETTING",
+           "EXAMPLE", "mean_field_predictions", "example_run"]
 
-SOURCES = ("paper", "derived", "reconstructed")
-
-
-class NotReached(RuntimeError):
-    """The event did not happen within the step budget."""
+#: Variables a bound may use: K features, prompt length N, step size eta, accuracy epsilon, p1.
+VARIABLES = ("K", "N", "eta", "epsilon", "p1")
 
 
 # ---------------------------------------------------------------------------------------------
@@ -52,7 +56,7 @@ register_event("own_attention_overtakes_dominant", lambda s, k, eps: s.attention
 
 
 @dataclass(frozen=True)
-class Quantity:
+class EventTime:
     """First step at which ``event`` holds for feature ``k`` of the ``family`` configuration."""
 
     name: str
@@ -62,22 +66,22 @@ class Quantity:
     description: str
 
 
-QUANTITIES = {q.name: q for q in [
-    Quantity("features.balanced.convergence_time", "balanced", 0, "converged",
+EVENT_QUANTITIES = {q.name: q for q in [
+    EventTime("features.balanced.convergence_time", "balanced", 0, "converged",
              "first step with L_k - L_k^* <= eps, balanced"),
-    Quantity("features.dominant.convergence_time", "imbalanced", 0, "converged",
+    EventTime("features.dominant.convergence_time", "imbalanced", 0, "converged",
              "first step with L_1 - L_1^* <= eps, imbalanced family"),
-    Quantity("features.under.convergence_time", "imbalanced", 1, "converged",
+    EventTime("features.under.convergence_time", "imbalanced", 1, "converged",
              "first step with L_2 - L_2^* <= eps, imbalanced family"),
-    Quantity("features.under.concentration_time", "imbalanced", 1, "concentrated",
+    EventTime("features.under.concentration_time", "imbalanced", 1, "concentrated",
              "first step with E[(1 - Attn_2)^2] <= eps, imbalanced family"),
-    Quantity("features.balanced.phase_time.1", "balanced", 0, "attention_half",
+    EventTime("features.balanced.phase_time.1", "balanced", 0, "attention_half",
              "end of phase I, balanced: E[Attn_k] >= 1/2 (reconstructed)"),
-    Quantity("features.under.phase_time.1", "imbalanced", 1, "own_growth_overtakes_dominant_fall",
+    EventTime("features.under.phase_time.1", "imbalanced", 1, "own_growth_overtakes_dominant_fall",
              "end of phase I: the step of A_2 exceeds the fall of B_{2,1} (reconstructed)"),
-    Quantity("features.under.phase_time.2", "imbalanced", 1, "own_attention_overtakes_dominant",
+    EventTime("features.under.phase_time.2", "imbalanced", 1, "own_attention_overtakes_dominant",
              "end of phase II: E[Attn_2] >= E[Attn_1] for x_q = v_2 (reconstructed)"),
-    Quantity("features.under.phase_time.3", "imbalanced", 1, "attention_half",
+    EventTime("features.under.phase_time.3", "imbalanced", 1, "attention_half",
              "end of phase III: E[Attn_2] >= 1/2, A_2 ~ log K (reconstructed)"),
 ]}
 
@@ -92,7 +96,7 @@ def measure_many(names, params: dict, max_steps: int = 60_000, method: str = "au
     """Measure several quantities of one family from one run; unreached ones are None.
 
     ``method="meanfield"`` measures them on the N -> inf limit instead (a prediction)."""
-    qs = [QUANTITIES[n] for n in names]
+    qs = [EVENT_QUANTITIES[n] for n in names]
     families = {q.family for q in qs}
     if len(families) != 1:
         raise ValueError("measure_many needs quantities of one family")
@@ -123,7 +127,7 @@ def measure(name: str, params: dict, max_steps: int = 60_000) -> int:
 
 
 @dataclass(frozen=True)
-class Region:
+class Region(_Region):
     """Configurations where a claim is asserted: K range, N as a function of K, eps, eta, p1."""
 
     K: tuple[int, int] = (4, 24)
@@ -133,9 +137,11 @@ class Region:
     p1: tuple[float, float] = (0.4, 0.6)
     sweep: tuple[str, ...] = ("K", "epsilon", "eta")
 
+    INVERSE = ("epsilon", "eta")
+
     def n_of(self, K: int) -> int:
         """Prompt length at K: ``N`` evaluated and rounded up."""
-        return int(math.ceil(evaluate_bound(parse_bound(self.N), {"K": K})))
+        return int(math.ceil(evaluate_bound(parse_bound(self.N, ("K",)), {"K": K})))
 
     def base(self) -> dict:
         """The centre of the region (geometric for K, eps, eta)."""
@@ -156,104 +162,18 @@ class Region:
                     "p1": draw_(st.floats(*self.p1))}
         return draw()
 
-    def sweep_points(self, var: str, points: int) -> list[dict]:
-        """``var`` varied geometrically over its range, the rest at the centre."""
-        base = self.base()
-        out = []
-        for v in np.geomspace(*getattr(self, var), points):
-            params = dict(base)
-            if var == "K":
-                params["K"] = int(round(v))
-                params["N"] = self.n_of(params["K"])
-            else:
-                params[var] = float(v)
-            if params not in out:
-                out.append(params)
-        return out
-
-    @staticmethod
-    def axis(var: str):
-        """The scaling variable a sweep of ``var`` is fitted in: ``(label, value from params)``."""
+    def at(self, params: dict, var: str, value) -> dict:
+        """K is whole and carries N with it; the others are reals."""
         if var == "K":
-            return "K", lambda params: params["K"]
-        return f"1/{var}", lambda params: 1 / params[var]
+            params["K"] = int(round(value))
+            params["N"] = self.n_of(params["K"])
+        else:
+            params[var] = float(value)
+        return params
 
     def describe(self) -> str:
         return (f"K in {list(self.K)}, N = {self.N}, eps in {list(self.epsilon)}, eta in "
                 f"{list(self.eta)}, p1 in {list(self.p1)}")
-
-
-@dataclass(frozen=True)
-class Claim:
-    """A statement, its source, the quantity it bounds, the bound and where it is asserted.
-
-    ``kind`` ``"O"``: ``measured <= C * bound`` for some constant C over the region;
-    ``"le"``, ``"lt"``, ``"ge"``, ``"gt"``: ``measured <= bound`` (``<``, ``>=``, ``>``) exactly, at
-    every configuration of the region.
-    ``region`` is any object with ``strategy()``, ``base()``, ``sweep``, ``sweep_points(var, n)``,
-    ``axis(var)`` and ``describe()`` (see :class:`Region`).
-    """
-
-    id: str
-    statement: str
-    source: str
-    quantity: str
-    bound: str
-    region: object = field(default_factory=Region)
-    kind: str = "O"
-    pinned: tuple = ()      # past counterexamples, tried first by every check
-    def __post_init__(self):
-        if self.source not in SOURCES:
-            raise ValueError(f"claim {self.id}: source must be one of {SOURCES}")
-        parse_bound(self.bound, variables_for(self.quantity))
-
-    @property
-    def bound_expr(self):
-        return parse_bound(self.bound, variables_for(self.quantity))
-
-
-_T1 = "log(epsilon**(-1/2))/(eta*epsilon)"
-#: "polylog(K) >> log(1/eps)": K large against 1/eps, where the K^2 log K term of T_k leads.
-_ASYMPTOTIC = Region(K=(8, 40), epsilon=(0.1, 0.3), eta=(0.5, 4.0))
-_TK = "log(K)*K**2/eta + K*log(K*epsilon**(-1/2))/(epsilon*eta)"
-
-CLAIMS = {c.id: c for c in [
-    Claim("F1", "Dominant feature v_1: with at most T_1 = O(log(eps^{-1/2})/(eta eps)) GD iterations, "
-          "L_1 <= L_1^* + eps.", "paper", "features.dominant.convergence_time", _T1,
-          Region(K=(4, 24), epsilon=(0.01, 0.2), eta=(0.05, 0.5))),
-    Claim("F2", "Under-represented features v_k: with at most T_k = O(log(K) K^2/eta + "
-          "K log(K eps^{-1/2})/(eps eta)) GD iterations, L_k <= L_k^* + eps.", "paper",
-          "features.under.convergence_time", _TK, _ASYMPTOTIC),
-    Claim("F4", "After T_k, (1 - Attn_k)^2 <= O(eps) with high probability over prompts "
-          "(measured: the first step with E[(1 - Attn_k)^2] <= eps, against T_k).", "paper",
-          "features.under.concentration_time", _TK, _ASYMPTOTIC),
-    Claim("F5", "Stage-wise convergence: the dominant feature converges first, the "
-          "under-represented ones later (measured: T_1 - T_k <= 0).", "paper",
-          "features.stagewise.lead", "0", kind="le"),
-    Claim("F6", "Balanced features: finite-time convergence to near-zero error in two phases "
-          "(paper); the time, from the closed-form mean-field solution t(u) of "
-          "du/dt = eta K u^2 (1-u)^3/(K-1)^2 at K (1-u)^2/(2(K-1)) = eps, is "
-          "O(K^2/eta + K log(K)/eta + K/(eps eta)) (derived).", "derived",
-          "features.balanced.convergence_time", "K**2/eta + K*log(K)/eta + K/(epsilon*eta)",
-          # the ratio approaches its limit like 1/K (the (K-1)^2/K^2 of the solution): large K
-          Region(K=(8, 64))),
-    Claim("F3", "Global optimum L_k^* = Theta(e^{-poly(K)}) (checked: log(1/L_k^*) = O(N p_k), "
-          "which is poly(K) for N = poly(K); prompts without feature k, probability "
-          "(1 - p_k)^N, cannot reach zero loss).", "paper", "features.under.log_inverse_loss_star",
-          "N*(1 - p1)/(K - 1)", Region(K=(4, 64), sweep=("K",))),
-    Claim("I1", "Conservation: A_k + sum_{n != k} B_{k,n} = 0 at every step (softmax shift "
-          "invariance), to round-off.", "derived", "features.invariant.conservation", "1e-13",
-          Region(K=(2, 12), N="K**2"), kind="le"),
-    Claim("I2", "A_k never decreases (dl_k/dA_k = -2 Attn_k l_k <= 0).", "derived",
-          "features.invariant.own_weight_decrease", "0", Region(K=(2, 12), N="K**2"), kind="le"),
-    Claim("F7", "Under-represented features: four phases, in order (phase I ends before II, II "
-          "before III, III before convergence; boundaries as in the spec).", "reconstructed",
-          "features.under.phase_order", "0", kind="le",
-          pinned=({"K": 5, "N": 100, "epsilon": 0.17377394345044514, "eta": 1.0, "p1": 0.5},)),
-    Claim("F7.I", "Under-represented features: phase I (B_{k,1} falls faster than A_k grows) "
-          "lasts O(K log K / eta) steps.", "reconstructed", "features.under.phase_time.1",
-          "K*log(K)/eta"),
-]}
 
 
 def _stagewise(params, max_steps):
@@ -297,31 +217,192 @@ def _monotone_own_weight(params, max_steps):
     return float(np.max(-np.diff(A, axis=0)))
 
 
-#: Quantities derived from several events of one run, or from a run of fixed length.
-COMPOSITE = {"features.stagewise.lead": _stagewise, "features.under.phase_order": _phase_order,
-             "features.under.log_inverse_loss_star": _log_inverse_loss_star,
-             "features.invariant.conservation": _conservation,
-             "features.invariant.own_weight_decrease": _monotone_own_weight}
-
-
-def measure_any(name: str, params: dict, max_steps: int = 60_000) -> float:
-    """A quantity of :data:`QUANTITIES` or :data:`COMPOSITE` at ``params``."""
-    if name in COMPOSITE:
-        return COMPOSITE[name](params, max_steps)
-    if name not in QUANTITIES:
-        raise KeyError(name)
+def _event_time(name, params, max_steps):
     return measure(name, params, max_steps)
 
 
-def known_quantities() -> list[str]:
-    return sorted(QUANTITIES) + sorted(COMPOSITE)
+_DESCRIPTIONS = {"features.stagewise.lead": "T_1 - T_2: convergence step of the dominant feature "
+                 "minus that of an under-represented one",
+                 "features.under.phase_order": "largest (end of phase j) - (end of phase j+1) over "
+                 "the four reconstructed phases (<= 0 when in order)",
+                 "features.under.log_inverse_loss_star": "log(1/L_2^*) of the imbalanced family",
+                 "features.invariant.conservation": "max |A_k + sum_n B_{k,n}| over 100 steps, "
+                 "relative to max |Z|",
+                 "features.invariant.own_weight_decrease": "largest decrease of any A_k between "
+                 "consecutive steps over 100 steps"}
 
+#: Every features quantity: first steps of events, and composites (several events of one run, or
+#: a run of fixed length).
+QUANTITIES = {name: Quantity(name, partial(_event_time, name), q.description, VARIABLES)
+              for name, q in EVENT_QUANTITIES.items()} | {
+    name: Quantity(name, fn, _DESCRIPTIONS[name], VARIABLES) for name, fn in [
+        ("features.stagewise.lead", _stagewise), ("features.under.phase_order", _phase_order),
+        ("features.under.log_inverse_loss_star", _log_inverse_loss_star),
+        ("features.invariant.conservation", _conservation),
+        ("features.invariant.own_weight_decrease", _monotone_own_weight)]}
+Q = QUANTITIES
 
-def describe_quantities() -> dict:
-    """Quantity name -> one-line description."""
-    return {name: QUANTITIES[name].description if name in QUANTITIES else
-            "composite (several events of one run)" for name in known_quantities()}
+_T1 = "log(epsilon**(-1/2))/(eta*epsilon)"
+#: "polylog(K) >> log(1/eps)": K large against 1/eps, where the K^2 log K term of T_k leads.
+_ASYMPTOTIC = Region(K=(8, 40), epsilon=(0.1, 0.3), eta=(0.5, 4.0))
+_NOMINAL = Region()
+_TK = "log(K)*K**2/eta + K*log(K*epsilon**(-1/2))/(epsilon*eta)"
 
+CLAIMS = {c.id: c for c in [
+    Claim("F1", "Dominant feature v_1: with at most T_1 = O(log(eps^{-1/2})/(eta eps)) GD iterations, "
+          "L_1 <= L_1^* + eps.", "paper", Q["features.dominant.convergence_time"], _T1,
+          Region(K=(4, 24), epsilon=(0.01, 0.2), eta=(0.05, 0.5))),
+    Claim("F2", "Under-represented features v_k: with at most T_k = O(log(K) K^2/eta + "
+          "K log(K eps^{-1/2})/(eps eta)) GD iterations, L_k <= L_k^* + eps.", "paper",
+          Q["features.under.convergence_time"], _TK, _ASYMPTOTIC),
+    Claim("F4", "After T_k, (1 - Attn_k)^2 <= O(eps) with high probability over prompts "
+          "(measured: the first step with E[(1 - Attn_k)^2] <= eps, against T_k).", "paper",
+          Q["features.under.concentration_time"], _TK, _ASYMPTOTIC),
+    Claim("F5", "Stage-wise convergence: the dominant feature converges first, the "
+          "under-represented ones later (measured: T_1 - T_k <= 0).", "paper",
+          Q["features.stagewise.lead"], "0", _NOMINAL, kind="le"),
+    Claim("F6", "Balanced features: finite-time convergence to near-zero error in two phases "
+          "(paper); the time, from the closed-form mean-field solution t(u) of "
+          "du/dt = eta K u^2 (1-u)^3/(K-1)^2 at K (1-u)^2/(2(K-1)) = eps, is "
+          "O(K^2/eta + K log(K)/eta + K/(eps eta)) (derived).", "derived",
+          Q["features.balanced.convergence_time"], "K**2/eta + K*log(K)/eta + K/(epsilon*eta)",
+          # the ratio approaches its limit like 1/K (the (K-1)^2/K^2 of the solution): large K
+          Region(K=(8, 64))),
+    Claim("F3", "Global optimum L_k^* = Theta(e^{-poly(K)}) (checked: log(1/L_k^*) = O(N p_k), "
+          "which is poly(K) for N = poly(K); prompts without feature k, probability "
+          "(1 - p_k)^N, cannot reach zero loss).", "paper", Q["features.under.log_inverse_loss_star"],
+          "N*(1 - p1)/(K - 1)", Region(K=(4, 64), sweep=("K",))),
+    Claim("I1", "Conservation: A_k + sum_{n != k} B_{k,n} = 0 at every step (softmax shift "
+          "invariance), to round-off.", "derived", Q["features.invariant.conservation"], "1e-13",
+          Region(K=(2, 12), N="K**2"), kind="le"),
+    Claim("I2", "A_k never decreases (dl_k/dA_k = -2 Attn_k l_k <= 0).", "derived",
+          Q["features.invariant.own_weight_decrease"], "0", Region(K=(2, 12), N="K**2"), kind="le"),
+    Claim("F7", "Under-represented features: four phases, in order (phase I ends before II, II "
+          "before III, III before convergence; boundaries as in the spec).", "reconstructed",
+          Q["features.under.phase_order"], "0", _NOMINAL, kind="le",
+          pinned=({"K": 5, "N": 100, "epsilon": 0.17377394345044514, "eta": 1.0, "p1": 0.5},)),
+    Claim("F7.I", "Under-represented features: phase I (B_{k,1} falls faster than A_k grows) "
+          "lasts O(K log K / eta) steps.", "reconstructed", Q["features.under.phase_time.1"],
+          "K*log(K)/eta", _NOMINAL),
+]}
 
 #: The region ``icl-verify bound`` uses for features quantities.
 DEFAULT_REGION = Region()
+
+
+# ---------------------------------------------------------------------------------------------
+# the numbers the report shows
+
+EXAMPLE = {"K": 10, "N": 400, "eta": 2.0, "epsilon": 0.05, "p1": 0.5}
+
+
+def _mean_field_steps(kind: str, params: dict, level: float | None = None) -> float:
+    """Mean-field time to ``L_k <= eps`` (or to ``Attn_k = level``), closed form from SymPy."""
+    K, eta, p1, u = sp.symbols("K eta p_1 u", positive=True)
+    if level is None:   # the root u < 1 of L_k(u) = eps
+        loss = th.mean_field_loss().subs(K, params["K"])
+        level = max(float(r) for r in sp.solve(sp.Eq(loss, params["epsilon"]), u) if r < 1)
+    expr = th.mean_field_time(kind).subs({K: params["K"], eta: params["eta"], p1: params["p1"],
+                                          u: level})
+    return float(sp.N(expr))
+
+
+def mean_field_predictions(Ks=(4, 8, 16), Ns=(100, 1000, 10000), eta=0.5, epsilon=0.05):
+    """Mean-field predictions against the exact simulation, with the relative error.
+
+    Balanced and dominant times: the closed-form solution of the mean-field ODE (SymPy).  The four
+    phases of an under-represented feature: GD on the N -> inf limit (``method="meanfield"``),
+    numerical, since the 2-D mean-field system has no closed form here.
+    """
+    rows = []
+    closed = (("balanced", "features.balanced.convergence_time", None),
+              ("balanced", "features.balanced.phase_time.1", 0.5),
+              ("dominant", "features.dominant.convergence_time", None))
+    under = ["features.under.phase_time.1", "features.under.phase_time.2",
+             "features.under.phase_time.3", "features.under.convergence_time"]
+    for K in Ks:
+        base = {"K": K, "eta": eta, "epsilon": epsilon, "p1": 0.5}
+        limit = measure_many(under, dict(base, N=1), 200_000, method="meanfield")
+        for N in Ns:
+            params = dict(base, N=N)
+            for kind, quantity, phase in closed:
+                predicted = _mean_field_steps(kind, params, phase)
+                measured = measure_many([quantity], params, 200_000)[quantity]
+                rows.append(_row(quantity, "closed form", K, N, predicted, measured))
+            measured = measure_many(under, params, 200_000)
+            for quantity in under:
+                rows.append(_row(quantity, "mean-field GD", K, N, limit[quantity],
+                                 measured[quantity]))
+    return rows
+
+
+def _row(quantity, how, K, N, predicted, measured):
+    error = None if not measured or predicted is None else abs(predicted - measured) / measured
+    return {"quantity": quantity, "prediction": how, "K": K, "N": N, "predicted": predicted,
+            "measured": measured, "relative_error": error}
+
+
+
+
+def example_run(params: dict = EXAMPLE):
+    """The imbalanced run the report draws: ``(trajectory, phase ends)``, run to 1.3 times the
+    convergence of the under-represented feature."""
+    names = ["features.under.phase_time.1", "features.under.phase_time.2",
+             "features.under.phase_time.3", "features.under.convergence_time",
+             "features.dominant.convergence_time"]
+    ends = measure_many(names, params, 100_000)
+    T = int(1.3 * (ends["features.under.convergence_time"] or 1000))
+    return simulate(config_for("imbalanced", params), T, every=1), ends
+
+
+# ---------------------------------------------------------------------------------------------
+# icl-verify simulate features
+
+OPTIONS = (
+    Option("--K", "number of features (>= 2)", required=True),
+    Option("--N", "prompt length (>= 1)", required=True),
+    Option("--p", "balanced | imbalanced:P1 | comma list of K probabilities", "balanced"),
+    Option("--eta", "step size (positive, finite)", required=True),
+    Option("--method", "expectation over prompts (default: cheapest exact one; meanfield is the "
+           "N -> inf limit)", "auto", choices=METHODS),
+    Option("--ungrouped", "simulate every column and feature separately (no symmetry "
+           "reduction)", action="store_true"),
+) + GD_OPTIONS
+
+
+def run_simulation(args):
+    """``icl-verify simulate features``: validate, run, and summarise."""
+    config = FeaturesConfig.make(args.K, args.N, args.p, args.eta)
+    backend = backend_option(args)
+    start = time.perf_counter()
+    traj = simulate(config, args.steps, args.every, backend, method=args.method,
+                    grouped=not args.ungrouped, progress=progress_wanted(args))
+    return traj, _summary(traj, time.perf_counter() - start, args.out)
+
+
+def _summary(traj, elapsed: float, out: str) -> str:
+    """A short text summary of a trajectory."""
+    cfg = traj.config
+    K = cfg["K"]
+    lines = [f"features  K={K} N={cfg['N']} p={cfg['p_spec']} eta={cfg['eta']:g} "
+             f"steps={cfg['steps']} number={cfg['number_type']} method={cfg['method']} "
+             f"({elapsed:.2f} s)",
+             f"{'k':>3} {'p_k':>9} {'A_k':>10} {'L_k':>11} {'L_k - L_k*':>11} {'log10 L_k*':>11} "
+             f"{'E(1-Attn_k)^2':>14}"]
+    shown = sorted(set(range(min(K, 3))) | {K - 1})
+    for k in shown:
+        gap = traj.loss[-1, k] - traj.loss_star[k]
+        lines.append(f"{k + 1:>3} {cfg['p'][k]:>9.4g} {traj.A(k)[-1]:>10.4g} "
+                     f"{traj.loss[-1, k]:>11.4e} {gap:>11.4e} {traj.log10_loss_star[k]:>11.4g} "
+                     f"{traj.concentration[-1, k]:>14.4e}")
+    if K > len(shown):
+        lines.append(f"    ({K - len(shown)} more features in {out})")
+    lines.append(f"wrote {out} ({len(traj.t)} recorded steps)")
+    return "\n".join(lines)
+
+
+SETTING = Setting(
+    name="features", title="softmax attention over K orthonormal features",
+    variables=VARIABLES, quantities=QUANTITIES, claims=CLAIMS, region=DEFAULT_REGION,
+    derive=lambda: ("derived dynamics (S2 = sum_m Attn_m^2)", th.derivation()),
+    options=OPTIONS, simulate=run_simulation)

@@ -10,19 +10,28 @@ reduced loss found by direct minimisation; the model and its reduction are our r
 from __future__ import annotations
 
 import math
+import time
 from dataclasses import dataclass
-from functools import lru_cache
+from functools import lru_cache, partial
 
 import numpy as np
 
 from numerics.errors import SimulationError
-from numerics.multihead import MultiheadConfig, best_loss, simulate
+from numerics.multihead import (MultiheadConfig, best_loss, integrate, monte_carlo_loss,
+                                reduced_loss, simulate)
+from numerics.numbers import positive_real, whole_number
+from theory import multihead as thm
 
-from .features import Claim, NotReached
-from .registry import quantity_table
+from .claims import Claim, NotReached, Option, Quantity, Region as _Region, Setting
+from .options import precision
 
-__all__ = ["Region", "QUANTITIES", "CLAIMS", "measure_any", "describe_quantities",
-           "DEFAULT_REGION", "config_for", "configurations", "run", "best", "RESIDUAL", "SHARE"]
+__all__ = ["Region", "QUANTITIES", "CLAIMS", "VARIABLES", "DEFAULT_REGION", "config_for",
+           "configurations", "run", "best", "RESIDUAL", "SHARE", "SETTING",
+           "EXAMPLE", "report_extras", "reduction_agreement", "precision_check",
+           "drawn_configurations", "separation_point"]
+
+#: Variables a bound may use: n tasks, H heads, block size d, prompt length L, initial scale init.
+VARIABLES = ("n", "H", "d", "L", "init")
 
 #: M1: the flow has converged when ``max |dy/dt| <= RESIDUAL`` where the run ends (it settled at
 #: ``max |dy/dt| = SETTLE``, or ``t = 10^5``).
@@ -34,7 +43,7 @@ STARTS, SINGLE_STARTS = 8, 16
 
 
 @dataclass(frozen=True)
-class Region:
+class Region(_Region):
     """Configurations where a multihead claim is asserted: ``n`` tasks, ``H = n + extra`` heads,
     block size ``d``, context length ``L``, initial scale ``init``; ``sweep`` names the scaling
     variables (each swept with the others at the centre; ``H`` through ``extra``, or through
@@ -73,30 +82,23 @@ class Region:
                 "L": int(round(math.sqrt(self.L[0] * self.L[1]))),
                 "init": math.sqrt(self.init[0] * self.init[1])}
 
-    def sweep_points(self, var: str, points: int) -> list[dict]:
-        base = self.base()
-        out = []
+    INVERSE = ("init",)
+
+    def sweep_values(self, var: str, points: int) -> list:
+        """H through ``H - n`` (``extra_sweep`` when given), n over its whole range, the others
+        geometric."""
         if var == "H":
             lo, hi = self.extra_sweep or self.extra
-            values = [base["n"] + e for e in range(lo, hi + 1)]
-        elif var == "n":
-            values = list(range(self.n[0], self.n[1] + 1))
-        else:
-            values = np.geomspace(*getattr(self, var), points)
-        for v in values:
-            params = dict(base)
-            if var == "n":      # keep H - n at the centre
-                params["H"] += int(v) - params["n"]
-            params[var] = float(v) if var == "init" else int(round(v))
-            if params not in out:
-                out.append(params)
-        return out
+            return [self.base()["n"] + e for e in range(lo, hi + 1)]
+        if var == "n":
+            return list(range(self.n[0], self.n[1] + 1))
+        return super().sweep_values(var, points)
 
-    @staticmethod
-    def axis(var: str):
-        if var == "init":
-            return "1/init", lambda params: 1 / params["init"]
-        return var, lambda params: params[var]
+    def at(self, params: dict, var: str, value) -> dict:
+        if var == "n":      # keep H - n at the centre
+            params["H"] += int(value) - params["n"]
+        params[var] = float(value) if var == "init" else int(round(value))
+        return params
 
     def describe(self) -> str:
         return (f"n in {list(self.n)}, H - n in {list(self.extra)}, d in {list(self.d)}, "
@@ -169,13 +171,11 @@ def best(params: dict, heads: int | None = None):
 # quantities
 
 
-def _phase(name):
-    def measure(params, max_steps):
-        value = getattr(run(params), name)
-        if value is None:
-            raise NotReached(f"the {name} event did not happen by t = 10^5 at {params}")
-        return value
-    return measure
+def _phase(name, params, max_steps):
+    value = getattr(run(params), name)
+    if value is None:
+        raise NotReached(f"the {name} event did not happen by t = 10^5 at {params}")
+    return value
 
 
 def _speed_ratio(params, max_steps):
@@ -192,6 +192,18 @@ def _settling(params, max_steps):
     return value
 
 
+def _allocation(params, max_steps):
+    return run(params).active_share()
+
+
+def _unserved(params, max_steps):
+    return float(params["n"] - len(run(params).served))
+
+
+def _residual(params, max_steps):
+    return run(params).residual
+
+
 def _optimality(params, max_steps):
     return float(run(params).loss[-1] / best(params)[0])
 
@@ -200,21 +212,21 @@ def _separation(params, max_steps):
     return float(best(params, heads=1)[0] / run(params).loss[-1])
 
 
-QUANTITIES = {
-    "multihead.phase_time.warmup": (_phase("warmup"), "end of warm-up: the loss has made 5% of "
+QUANTITIES = {name: Quantity(name, fn, description, VARIABLES) for name, (fn, description) in {
+    "multihead.phase_time.warmup": (partial(_phase, "warmup"), "end of warm-up: the loss has made 5% of "
                                     "its fall L~(0) - L~(10^5) (reconstructed event)"),
-    "multihead.phase_time.emergence": (_phase("emergence"), "end of emergence: loss within 5% of "
+    "multihead.phase_time.emergence": (partial(_phase, "emergence"), "end of emergence: loss within 5% of "
                                        "its fall of the limit and every active head with 95% of "
                                        "its key-query energy on one task (reconstructed event)"),
     "multihead.phase_speed_ratio": (_speed_ratio, "mean -dL~/dt over the warm-up / largest "
                                     "-dL~/dt during the emergence"),
-    "multihead.allocation": (lambda p, s: run(p).active_share(), "at the limit, the smallest "
+    "multihead.allocation": (_allocation, "at the limit, the smallest "
                              "share of a head's key-query energy on its best task, over the active "
                              "heads (output energy >= 1% of the largest head's)"),
-    "multihead.unserved_tasks": (lambda p, s: float(p["n"] - len(run(p).served)),
+    "multihead.unserved_tasks": (_unserved,
                                  "at the limit, the number of tasks that are no active head's "
                                  "best task"),
-    "multihead.residual": (lambda p, s: run(p).residual, "max |d(omega, mu)/dt| where the run "
+    "multihead.residual": (_residual, "max |d(omega, mu)/dt| where the run "
                            "ends: settled (1e-8) or t = 10^5"),
     "multihead.settling_time": (_settling, "first time with max |d(omega, mu)/dt| <= 1e-8 after "
                                 "the loss has halved"),
@@ -222,9 +234,8 @@ QUANTITIES = {
                                    "multi-start L-BFGS-B with H heads"),
     "multihead.separation_ratio": (_separation, "best L~ found with one head / L~ at the "
                                    "H-head flow's limit"),
-}
-
-describe_quantities, measure_any = quantity_table(QUANTITIES)
+}.items()}
+Q = QUANTITIES
 
 
 # ---------------------------------------------------------------------------------------------
@@ -241,27 +252,176 @@ CLAIMS = {c.id: c for c in [
     Claim("M1", "Gradient flow converges under a suitable initialisation (paper); measured: "
           "max |d(omega, mu)/dt| <= 1e-6 where the run ends (it stops once the velocity is 1e-8, "
           "else at t = 10^5), from small positive weights (init), balanced Q, K, V, O.", "paper",
-          "multihead.residual", repr(RESIDUAL), DEFAULT_REGION, kind="le"),
+          Q["multihead.residual"], repr(RESIDUAL), DEFAULT_REGION, kind="le"),
     Claim("M2", "Three phases: a warm-up where the loss decreases slowly, an emergence where it "
           "decreases rapidly, a convergence phase (paper); measured: the mean loss-decrease rate "
           "over the warm-up is below the peak rate in the emergence, with the phase ends of our "
           "reading (5% of the fall; within 5% of the limit and heads allocated).", "paper",
-          "multihead.phase_speed_ratio", "1", DEFAULT_REGION, kind="lt"),
+          Q["multihead.phase_speed_ratio"], "1", DEFAULT_REGION, kind="lt"),
     Claim("M2.warmup", "The warm-up lasts O(1/(d init)): for small weights the balanced flow is "
           "du/dt ~ 4 d u^2 (1 - c_i ~ 1, the 1/L term dropped), which blows up at "
-          "t = 1/(4 d u_0).", "derived", "multihead.phase_time.warmup", "1/(d*init)",
+          "t = 1/(4 d u_0).", "derived", Q["multihead.phase_time.warmup"], "1/(d*init)",
           _WARMUP_REGION),
     Claim("M3", "Task allocation: at the limit each attention head focuses on a single task "
           "(paper); measured: every active head has >= 99% of its key-query energy on one task.",
-          "paper", "multihead.allocation", repr(SHARE), DEFAULT_REGION, kind="ge"),
+          "paper", Q["multihead.allocation"], repr(SHARE), DEFAULT_REGION, kind="ge"),
     Claim("M3.cover", "One head per task: with H >= n heads every task is the best task of some "
           "active head at the limit (reconstructed).", "reconstructed",
-          "multihead.unserved_tasks", "0", DEFAULT_REGION, kind="le"),
+          Q["multihead.unserved_tasks"], "0", DEFAULT_REGION, kind="le"),
     Claim("M4", "Optimality: the limit of gradient flow is within a constant factor of the best "
           "multi-head softmax model (paper); measured on the reduced loss against the best "
           "found by direct minimisation, O(1) in L, d and H.", "paper",
-          "multihead.optimality_ratio", "1", _OPTIMALITY_REGION),
+          Q["multihead.optimality_ratio"], "1", _OPTIMALITY_REGION),
     Claim("M5", "Strict separation: single-head attention predicts worse than multi-head "
           "(paper); measured: the best single-head reduced loss over the H-head limit is > 1.",
-          "paper", "multihead.separation_ratio", "1", DEFAULT_REGION, kind="gt"),
+          "paper", Q["multihead.separation_ratio"], "1", DEFAULT_REGION, kind="gt"),
 ]}
+
+
+# ---------------------------------------------------------------------------------------------
+# the numbers the report shows
+
+#: The example run: two tasks, three heads (one stays idle or duplicates a task).
+EXAMPLE = {"n": 2, "H": 3, "d": 4, "L": 50, "init": 0.01}
+#: Configurations of the separation curve, and the context lengths.
+SEPARATION = [{"n": 2, "H": 2, "d": 4}, {"n": 3, "H": 3, "d": 4}, {"n": 2, "H": 2, "d": 16}]
+SEPARATION_L = [25, 50, 100, 200, 400, 800, 1600]
+
+
+def separation_point(params):
+    """``(L~ single best, L~ limit, ratio)`` at ``params`` (module level: runs in a process)."""
+    single, limit = best(params, heads=1)[0], float(run(params).loss[-1])
+    return single, limit, single / limit
+
+
+def reduction_agreement(samples: int = 20_000):
+    """``L~`` against Monte Carlo of the full model (explicit prompts) at the flow's limit and at
+    the best reduced state found: rows with the relative difference and its standard error."""
+    cases = [EXAMPLE, {"n": 2, "H": 2, "d": 16, "L": 100, "init": 0.01},
+             {"n": 2, "H": 2, "d": (4, 12), "L": 200, "init": 0.01},
+             {"n": 3, "H": 3, "d": 8, "L": 400, "init": 0.01}]
+    rows = []
+    for params in cases:
+        config = config_for(params)
+        states = [("limit", run(params).limit), ("best found", best(params)[1])]
+        for label, y in states:
+            mc, se = monte_carlo_loss(config, y, samples=samples, seed=5)
+            red = reduced_loss(config, y)
+            rows.append({"params": params, "state": label, "reduced": float(red), "montecarlo": mc,
+                         "stderr": se, "relative": (red - mc) / mc, "relative_se": se / mc})
+    return rows
+
+
+def precision_check(t_end: float = 2.0, digits: int = 30):
+    """The flow at float64 (Radau, rtol 1e-10) against mpmath's Taylor integrator at ``digits``
+    digits on ``[0, t_end]``: ``{"max_abs": ..., "max_rel": ...}``."""
+    config = MultiheadConfig.make(2, 2, 4, 50, init="0.01")
+    _, Y, _ = integrate(config, t_end, 6)
+    _, Z, _ = integrate(config, t_end, 6, digits=digits)
+    return {"config": config.to_dict(), "t_end": t_end, "digits": digits,
+            "max_abs": float(np.max(np.abs(Y - Z))), "max_rel": float(np.max(np.abs(Y - Z) / Z))}
+
+
+def drawn_configurations(examples: int = 8):
+    """Configurations drawn by Hypothesis (derandomised; a block size per task, H >= n), each run
+    to its limit: phases, allocation, tasks served, separation."""
+    from hypothesis import HealthCheck, given, settings
+
+    drawn = []
+
+    @settings(max_examples=examples, derandomize=True, database=None, deadline=None,
+              suppress_health_check=list(HealthCheck))
+    @given(configurations(n=(2, 3), extra=(0, 1), d=(2, 12), L=(40, 600)))
+    def collect(params):
+        if params not in drawn:
+            drawn.append(params)
+
+    collect()
+    rows = []
+    for params in drawn:
+        traj = run(params)
+        single, limit, ratio = separation_point(params)
+        rows.append({"params": params, "warmup": traj.warmup, "emergence": traj.emergence,
+                     "settled": traj.settled, "speed_ratio": traj.speed_ratio(),
+                     "share": traj.active_share(), "served": len(traj.served),
+                     "separation": ratio, "t_end": traj.t[-1]})
+    return rows
+
+
+def report_extras(profile: str = "quick", executor=None) -> dict:
+    """Everything the section shows besides the claims' verdicts."""
+    points = [dict(c, L=L, init=0.01) for c in SEPARATION for L in SEPARATION_L]
+    mapper = executor.map if executor is not None else map
+    separation = list(mapper(separation_point, points))
+    return {
+        "example": run(EXAMPLE), "example_best": best(EXAMPLE)[0],
+        "example_single": best(EXAMPLE, heads=1)[0],
+        "separation": [dict(p, single=s, limit=lim, ratio=r)
+                       for p, (s, lim, r) in zip(points, separation)],
+        "agreement": reduction_agreement(),
+        "precision": precision_check(),
+        "drawn": drawn_configurations(8 if profile == "quick" else 24),
+    }
+
+
+# ---------------------------------------------------------------------------------------------
+# icl-verify simulate multihead
+
+OPTIONS = (
+    Option("--n", "number of tasks (>= 1)", required=True),
+    Option("--H", "number of heads (>= 1)", required=True),
+    Option("--d", "block size of every task, or a comma list of n", required=True),
+    Option("--L", "context length (>= 1)", required=True),
+    Option("--sigma", "response noise (>= 0)", "0"),
+    Option("--init", "initial scale of omega and mu, in (0, 1/2)", "0.01"),
+    Option("--flow", "separately trained Q, K, V, O from a balanced start, or merged weights",
+           "balanced", choices=("balanced", "merged")),
+    Option("--seed", "seed of the initial perturbation", "0"),
+    Option("--t-end", "horizon (float64 stops earlier once the flow settles)", "100000"),
+    Option("--points", "recorded times (>= 10)", "400"),
+    Option("--precision", "significant digits: mpmath's Taylor integrator (slow; keep --t-end "
+           "short)"),
+    Option("--out", "output JSON file", required=True),
+    Option("--quiet", "no summary", action="store_true"),
+)
+
+
+def run_simulation(args):
+    """``icl-verify simulate multihead``: validate, run, and summarise."""
+    config = MultiheadConfig.make(args.n, args.H, args.d, args.L, args.sigma, args.init,
+                                  args.flow, args.seed)
+    t_end = positive_real(args.t_end, "t-end")
+    points = whole_number(args.points, "points", at_least=10)
+    digits = precision(args.precision)
+    start = time.perf_counter()
+    traj = simulate(config, t_end, points, digits=digits)
+    elapsed = time.perf_counter() - start
+    fmt = lambda x: "not reached" if x is None else f"{x:.6g}"  # noqa: E731
+    cfg = traj.config
+    end = (f"settled at t = {traj.settled:.6g}" if traj.settled is not None
+           else f"ran to t = {cfg['t_end']:g} without settling: the phases are relative to "
+                "the loss there")
+    lines = [f"multihead  n={cfg['n']} H={cfg['H']} d={cfg['d']} L={cfg['L']} "
+             f"sigma={cfg['sigma']:g} init={cfg['init']:g} flow={cfg['flow']} "
+             f"number={cfg['number_type']} ({elapsed:.2f} s)",
+             f"phases: warm-up ends t = {fmt(traj.warmup)}, emergence ends t = "
+             f"{fmt(traj.emergence)}; {end} (max |dy/dt| = {traj.residual:.3g})",
+             f"loss {traj.loss[0]:.6g} -> {traj.loss[-1]:.10g}",
+             f"{'head':>5} {'active':>7} {'task':>5} {'share':>8}  omega / mu per task"]
+    for h in range(cfg["H"]):
+        task = int(np.argmax(traj.omega[-1, h] ** 2))
+        lines.append(f"{h + 1:>5} {'yes' if traj.active[h] else 'no':>7} {task + 1:>5} "
+                     f"{traj.allocation[h]:>8.4f}  "
+                     + " ".join(f"{w:.4g}/{m:.4g}" for w, m in zip(traj.omega[-1, h],
+                                                                      traj.mu[-1, h])))
+    lines.append(f"wrote {args.out} ({len(traj.t)} recorded times)")
+    return traj, "\n".join(lines)
+
+
+SETTING = Setting(
+    name="multihead", title="gradient flow of multi-head softmax attention on multi-task "
+                            "regression (spectral coordinates)",
+    variables=VARIABLES, quantities=QUANTITIES, claims=CLAIMS, region=DEFAULT_REGION,
+    derive=lambda: ("derived large-L reduction and flows (spectral coordinates; reconstructed "
+                    "model)", thm.derivation()),
+    options=OPTIONS, simulate=run_simulation)

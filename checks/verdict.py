@@ -15,8 +15,9 @@ Two probes, then a decision:
    the plain ratio where two terms with unequal constants cross over.  Sweep points run on a
    :class:`concurrent.futures.Executor` (see :mod:`checks.executor`).
 
-A region is any object with ``strategy()``, ``base()``, ``sweep``, ``sweep_points(var, n)`` and
-``axis(var)`` (:class:`checks.features.Region`, :class:`checks.classification.Region`).
+The engine receives a :class:`checks.claims.Quantity` (which measures) and a
+:class:`checks.claims.Region` (where), or a whole :class:`checks.claims.Claim`
+(:func:`check_claim`); it knows no setting by name.
 
 ``refuted``: some exponent is positive beyond its confidence interval (the ratio grows), or an explicit
 inequality fails.  ``consistent``: every exponent is at most :data:`GROWTH` within its interval; the
@@ -30,11 +31,11 @@ from dataclasses import asdict, dataclass, field
 import numpy as np
 from hypothesis import HealthCheck, Phase, example, given, settings, target
 
-from .bounds import evaluate_bound, parse_bound, variables_for
-from .features import NotReached
+from .bounds import evaluate_bound, parse_bound
+from .claims import KINDS, Claim, NotReached, Quantity
 
-__all__ = ["Verdict", "fit_exponent", "tail_exponent", "check_bound", "PROFILES", "GROWTH",
-           "RELATIONS"]
+__all__ = ["Verdict", "fit_exponent", "tail_exponent", "check_bound", "check_claim", "PROFILES",
+           "GROWTH", "RELATIONS"]
 
 #: An exponent above this, beyond its confidence interval, is growth.
 GROWTH = 0.1
@@ -59,6 +60,8 @@ class Verdict:
     evaluations: list = field(default_factory=list)
     claim_id: str = ""
     term_weights: dict | None = None  # weights of the bound's terms in the growth test
+    statement: str = ""
+    source: str = ""
 
     def to_json(self) -> dict:
         return asdict(self)
@@ -93,13 +96,11 @@ def tail_exponent(points) -> dict | None:
     return fit
 
 
-def _evaluate(quantity, bound_expr, params, max_steps):
+def _evaluate(quantity: Quantity, bound_expr, params, max_steps):
     """``(measured, bound)``; measured is None when the event was not reached."""
-    from .registry import measure_any
-
     b = evaluate_bound(bound_expr, params)
     try:
-        m = float(measure_any(quantity, params, max_steps))
+        m = quantity(params, max_steps)
     except NotReached:
         m = None
     return m, b
@@ -107,7 +108,7 @@ def _evaluate(quantity, bound_expr, params, max_steps):
 
 def _task(args):
     quantity, bound, params, max_steps = args
-    return _evaluate(quantity, parse_bound(bound, variables_for(quantity)), params, max_steps)
+    return _evaluate(quantity, parse_bound(bound, quantity.variables), params, max_steps)
 
 
 #: Exact inequalities ``measured REL bound``, by kind.
@@ -120,23 +121,30 @@ def _excess(kind: str, m: float, b: float) -> float:
     return m - b if kind in ("le", "lt") else b - m
 
 
-def check_bound(quantity: str, bound: str, region=None, profile: str = "quick",
+def check_claim(claim: Claim, profile: str = "quick", examples: int | None = None,
+                executor=None, progress=None) -> Verdict:
+    """The verdict on ``claim``: :func:`check_bound` on its quantity, bound, region and kind, with
+    its pinned counterexamples, carrying its id, statement and source."""
+    verdict = check_bound(claim.quantity, claim.bound, claim.region, profile, claim.kind,
+                          examples=examples, executor=executor, progress=progress,
+                          pinned=claim.pinned)
+    verdict.claim_id, verdict.statement, verdict.source = claim.id, claim.statement, claim.source
+    return verdict
+
+
+def check_bound(quantity: Quantity, bound: str, region, profile: str = "quick",
                 kind: str = "O", examples: int | None = None, executor=None,
                 progress=None, pinned=()) -> Verdict:
     """Check ``quantity <= C * bound`` (``kind "O"``) or the exact inequality ``quantity REL
-    bound`` (``"le"``, ``"lt"``, ``"ge"``, ``"gt"``: see :data:`RELATIONS`) on ``region`` (default:
-    the setting's default region).  ``pinned``: configurations always tried first (past
-    counterexamples), whatever the draws."""
-    from .registry import default_region
-
-    if kind != "O" and kind not in RELATIONS:
+    bound`` (``"le"``, ``"lt"``, ``"ge"``, ``"gt"``: see :data:`RELATIONS`) on ``region``.
+    ``pinned``: configurations always tried first (past counterexamples), whatever the draws."""
+    if kind not in KINDS:
         raise ValueError(f"unknown kind {kind!r}")
 
-    region = region or default_region(quantity)
     opts = dict(PROFILES[profile])
     if examples is not None:
         opts["examples"] = examples
-    expr = parse_bound(bound, variables_for(quantity))
+    expr = parse_bound(bound, quantity.variables)
     evaluations = []
 
     def record(params, m, b, where):
@@ -202,10 +210,10 @@ def check_bound(quantity: str, bound: str, region=None, profile: str = "quick",
             if fit is not None:
                 fit.update(variable=region.axis(var)[0])
                 exponents[var] = fit
-        verdict = _decide(quantity, bound, kind, evaluations, exponents, failing)
+        verdict = _decide(quantity.name, bound, kind, evaluations, exponents, failing)
         verdict.term_weights = weights
         return verdict
-    return _decide(quantity, bound, kind, evaluations, exponents, failing)
+    return _decide(quantity.name, bound, kind, evaluations, exponents, failing)
 
 
 def _term_weights(expr, evaluations):

@@ -33,9 +33,9 @@ from theory import classification as th
 
 from .backend import F64, Backend
 from .errors import ConfigError, SimulationError
-from .features import _fraction, whole_number
 from .gauss import rule
-from .jsonio import write_json
+from .jsonio import Record
+from .numbers import fraction, positive_fraction, whole_number
 
 __all__ = ["ClassificationConfig", "parse_lambda", "Nodes", "IsotropicLoss", "MonteCarloLoss",
            "minimiser", "simulate", "inference_error", "ClassificationTrajectory", "METHODS",
@@ -54,20 +54,20 @@ def parse_lambda(spec, d: int | None) -> tuple[tuple[Fraction, ...], ...]:
     or rows ``a,b;c,d``; exact fractions.  Must be symmetric (within 1e-12) and positive definite
     (every pivot of an exact LDL^T factorisation positive)."""
     if isinstance(spec, (list, tuple)):
-        rows = [[_fraction(x, "Lambda entry") for x in row] for row in spec]
+        rows = [[fraction(x, "Lambda entry") for x in row] for row in spec]
     else:
         text = str(spec).strip()
         if text in ("identity", "") or text.startswith("scaled:"):
             if d is None:
                 raise ConfigError("Lambda = identity needs the dimension d")
-            s = Fraction(1) if not text.startswith("scaled:") else _fraction(text[7:], "scale")
+            s = Fraction(1) if not text.startswith("scaled:") else fraction(text[7:], "scale")
             rows = [[s if i == j else Fraction(0) for j in range(d)] for i in range(d)]
         elif text.startswith("diag:"):
-            diag = [_fraction(x, "Lambda diagonal entry") for x in text[5:].split(",")]
+            diag = [fraction(x, "Lambda diagonal entry") for x in text[5:].split(",")]
             rows = [[diag[i] if i == j else Fraction(0) for j in range(len(diag))]
                     for i in range(len(diag))]
         else:
-            rows = [[_fraction(x, "Lambda entry") for x in row.split(",")]
+            rows = [[fraction(x, "Lambda entry") for x in row.split(",")]
                     for row in text.split(";")]
     n = len(rows)
     if n == 0 or any(len(row) != n for row in rows):
@@ -115,12 +115,10 @@ class ClassificationConfig:
         classes = whole_number(classes, "c (number of classes)", at_least=2)
         d = None if d is None else whole_number(d, "d", at_least=1)
         lam = parse_lambda(Lambda, d)
-        r = _fraction(r, "r")
+        r = fraction(r, "r")
         if r <= 0:
             raise ConfigError(f"r must be a positive finite number, got {r}")
-        eta_f = _fraction(eta, "eta")
-        if eta_f <= 0:
-            raise ConfigError(f"eta must be a positive finite number, got {eta}")
+        eta_f = positive_fraction(eta, "eta")
         spec = Lambda if isinstance(Lambda, str) else ";".join(",".join(map(str, row))
                                                               for row in Lambda)
         return cls(N, len(lam), classes, lam, r, eta_f, spec)
@@ -194,7 +192,7 @@ class Nodes:
 
 def _number(be: Backend, x):
     """``x`` (Fraction, int, float or decimal string) as a number of ``be``, exactly rounded."""
-    f = _fraction(x, "number")
+    f = fraction(x, "number")
     with be.context():
         return be.scalar(f.numerator) / be.scalar(f.denominator)
 
@@ -501,7 +499,7 @@ def inference_error(a: float, M: int, d: int, classes: int = 2, r=1, samples: in
 
 
 @dataclass
-class ClassificationTrajectory:
+class ClassificationTrajectory(Record):
     """Recorded GD steps: ``v[i, g]`` (whitened eigen-coordinates, per distinct eigenvalue),
     ``loss[i]``, ``distance[i] = ||W_t - W*||_F`` with ``W*`` the minimiser of the same loss
     estimator; ``a_star`` (``W* = a* Lambda^{-1}`` of the population loss) and its error."""
@@ -518,28 +516,7 @@ class ClassificationTrajectory:
     multiplicity: np.ndarray
     exact: dict | None = field(default=None, repr=False)
 
-    def to_json(self) -> dict:
-        out = {"config": self.config, "t": list(self.t), "v": self.v.tolist(),
-               "loss": self.loss.tolist(), "distance": self.distance.tolist(),
-               "v_star": self.v_star.tolist(), "a_star": self.a_star,
-               "a_star_error": self.a_star_error, "eigenvalues": self.eigenvalues.tolist(),
-               "multiplicity": self.multiplicity.tolist()}
-        if self.exact is not None:
-            out["exact"] = self.exact
-        return out
-
-    def save(self, path: str) -> None:
-        write_json(path, self.to_json())
-
-    @classmethod
-    def load(cls, path: str) -> "ClassificationTrajectory":
-        import json
-        with open(path) as fh:
-            data = json.load(fh)
-        arrays = {k: np.array(data[k], dtype=float) for k in ("v", "loss", "distance", "v_star",
-                                                              "eigenvalues", "multiplicity")}
-        return cls(config=data["config"], t=data["t"], a_star=data["a_star"],
-                   a_star_error=data["a_star_error"], exact=data.get("exact"), **arrays)
+    ARRAYS = ("v", "loss", "distance", "v_star", "eigenvalues", "multiplicity")
 
     def rate(self, floor: float = 1e-9):
         """Linear rate: ``rho = exp(slope)`` of ``log ||W_t - W*||`` over the recorded steps in the

@@ -12,7 +12,6 @@ atoms (``grouped=False`` simulates every column and every feature on its own).
 """
 from __future__ import annotations
 
-import json
 import math
 from dataclasses import dataclass, field
 from fractions import Fraction
@@ -21,7 +20,8 @@ import numpy as np
 
 from .backend import F64, Backend
 from .errors import ConfigError, SimulationError
-from .jsonio import write_json
+from .jsonio import Record, read_json
+from .numbers import fraction, positive_fraction, whole_number
 from .prompts import METHODS, Columns, choose_method, expect
 
 __all__ = ["FeaturesConfig", "parse_p", "Structure", "structure", "loss_star", "simulate",
@@ -33,22 +33,6 @@ P_TOLERANCE = 1e-9
 
 # ---------------------------------------------------------------------------------------------
 # configuration
-
-
-def _fraction(text, what: str) -> Fraction:
-    """A finite number given as a string, int, float or Fraction, as an exact fraction."""
-    if isinstance(text, Fraction):
-        return text
-    if isinstance(text, bool):
-        raise ConfigError(f"{what} must be a number, got {text!r}")
-    if isinstance(text, (int, float)):
-        if isinstance(text, float) and not math.isfinite(text):
-            raise ConfigError(f"{what} must be a finite number, got {text!r}")
-        return Fraction(text)
-    try:
-        return Fraction(str(text).strip())
-    except (ValueError, ZeroDivisionError):
-        raise ConfigError(f"{what} must be a finite number, got {text!r}") from None
 
 
 def parse_p(spec, K: int) -> tuple[Fraction, ...]:
@@ -64,7 +48,7 @@ def parse_p(spec, K: int) -> tuple[Fraction, ...]:
         if text == "balanced":
             return tuple(Fraction(1, K) for _ in range(K))
         if text.startswith("imbalanced:"):
-            p1 = _fraction(text.split(":", 1)[1], "imbalanced:P1")
+            p1 = fraction(text.split(":", 1)[1], "imbalanced:P1")
             if not 0 < p1 < 1:
                 raise ConfigError(f"imbalanced:P1 needs 0 < P1 < 1, got {text.split(':', 1)[1]}")
             rest = (1 - p1) / (K - 1)
@@ -74,7 +58,7 @@ def parse_p(spec, K: int) -> tuple[Fraction, ...]:
         items = text.split(",")
     if len(items) != K:
         raise ConfigError(f"p has {len(items)} entries but K = {K}")
-    p = [_fraction(x, f"p_{i + 1}") for i, x in enumerate(items)]
+    p = [fraction(x, f"p_{i + 1}") for i, x in enumerate(items)]
     for i, x in enumerate(p):
         if x <= 0:
             raise ConfigError(f"p_{i + 1} = {float(x):g} is not positive")
@@ -100,34 +84,13 @@ class FeaturesConfig:
         """Validate and build; raises :class:`ConfigError` with a one-line message."""
         K = whole_number(K, "K", at_least=2)
         N = whole_number(N, "N", at_least=1)
-        eta_f = _fraction(eta, "eta")
-        if eta_f <= 0:
-            raise ConfigError(f"eta must be a positive finite number, got {eta}")
+        eta_f = positive_fraction(eta, "eta")
         spec = p if isinstance(p, str) else ",".join(str(x) for x in p)
         return cls(K, N, parse_p(p, K), eta_f, spec)
 
     def to_dict(self) -> dict:
         return {"setting": "features", "K": self.K, "N": self.N, "p": [float(x) for x in self.p],
                 "p_spec": self.p_spec, "eta": float(self.eta)}
-
-
-def whole_number(x, what: str, at_least: int | None = None) -> int:
-    """``x`` as a whole number (``at_least`` or more); :class:`ConfigError` otherwise."""
-    if isinstance(x, bool):
-        raise ConfigError(f"{what} must be a whole number, got {x!r}")
-    if isinstance(x, int):
-        value = x
-    else:
-        try:
-            f = Fraction(str(x).strip())
-        except (ValueError, ZeroDivisionError):
-            raise ConfigError(f"{what} must be a whole number, got {x!r}") from None
-        if f.denominator != 1:
-            raise ConfigError(f"{what} must be a whole number, got {x!r}")
-        value = int(f)
-    if at_least is not None and value < at_least:
-        raise ConfigError(f"{what} must be at least {at_least}, got {value}")
-    return value
 
 
 # ---------------------------------------------------------------------------------------------
@@ -306,7 +269,7 @@ def _solve(H, g):
 
 
 @dataclass
-class Trajectory:
+class Trajectory(Record):
     """Recorded GD steps of the features setting.
 
     ``logits[i][n][k] = v_n^T Q v_k``, ``loss[i][k] = L_k``, ``attention[i][n][k] =
@@ -326,7 +289,10 @@ class Trajectory:
     exact: dict | None = field(default=None, repr=False)
     backend: Backend = field(default=F64, repr=False, compare=False)
 
-    ARRAYS = ("logits", "loss", "attention", "concentration", "loss_star")
+    ARRAYS = ("logits", "loss", "attention", "concentration", "loss_star", "log10_loss_star")
+    #: The arrays an arbitrary-precision run also keeps exactly.
+    EXACT = ("logits", "loss", "attention", "concentration", "loss_star")
+    SKIP = ("backend",)
 
     def A(self, k: int) -> np.ndarray:
         """``A_k`` at the recorded steps."""
@@ -337,10 +303,7 @@ class Trajectory:
         return self.logits[:, n, k]
 
     def to_json(self) -> dict:
-        out = {"t": list(self.t), "config": self.config}
-        for name in self.ARRAYS:
-            out[name] = getattr(self, name).tolist()
-        out["log10_loss_star"] = self.log10_loss_star.tolist()
+        out = super().to_json()
         if self.exact is not None:
             to_str = np.vectorize(self.backend.to_str, otypes=[object])
             with self.backend.context():
@@ -348,24 +311,17 @@ class Trajectory:
                                 for name, arr in self.exact.items()}
         return out
 
-    def save(self, path: str) -> None:
-        """Write JSON atomically: the file appears complete or not at all."""
-        write_json(path, self.to_json())
-
     @classmethod
     def load(cls, path: str, backend: Backend | None = None) -> "Trajectory":
         """Read a saved trajectory; ``exact`` strings are parsed with ``backend`` when given."""
-        with open(path) as fh:
-            data = json.load(fh)
-        arrays = {name: np.array(data[name], dtype=float) for name in cls.ARRAYS}
+        data = read_json(path)
         exact = None
         if "exact" in data and backend is not None and backend.is_mp:
             with backend.context():
                 exact = {name: backend.array(np.array(v, dtype=object))
                          for name, v in data["exact"].items()}
-        return cls(config=data["config"], t=list(data["t"]),
-                   log10_loss_star=np.array(data["log10_loss_star"], dtype=float), exact=exact,
-                   backend=backend if exact is not None else F64, **arrays)
+        data = {k: v for k, v in data.items() if k != "exact"}
+        return cls.from_json(data, exact=exact, backend=backend if exact is not None else F64)
 
 
 # ---------------------------------------------------------------------------------------------

@@ -22,7 +22,8 @@ import sympy as sp
 from theory import multihead as th
 
 from .errors import ConfigError, SimulationError
-from .features import _fraction, whole_number
+from .jsonio import Record
+from .numbers import fraction, whole_number
 
 __all__ = ["MultiheadConfig", "reduced_loss", "integrate", "monte_carlo_loss", "FLOWS",
            "velocity", "loss_rate", "allocation", "active_heads", "served_tasks", "phase_times",
@@ -63,7 +64,7 @@ class MultiheadConfig:
         if len(d) != n:
             raise ConfigError(f"d has {len(d)} block sizes but n = {n}")
         L = whole_number(L, "L (context length)", at_least=1)
-        sigma, init = _fraction(sigma, "sigma"), _fraction(init, "init")
+        sigma, init = fraction(sigma, "sigma"), fraction(init, "init")
         if sigma < 0:
             raise ConfigError(f"sigma must be a non-negative number, got {sigma}")
         if not 0 < init < Fraction(1, 2):
@@ -337,7 +338,7 @@ def best_loss(config: MultiheadConfig, heads: int | None = None, starts: int = 8
 
 
 @dataclass
-class MultiheadTrajectory:
+class MultiheadTrajectory(Record):
     """The flow at recorded times ``t``: ``omega[j, h, i]``, ``mu[j, h, i]``, ``loss[j]`` (``L~``);
     the ends of warm-up and emergence (None when not reached), the largest loss-decrease rate
     ``-dL~/dt`` during the emergence, the time the run settled (None: it ran to ``t_end``), and at
@@ -358,6 +359,9 @@ class MultiheadTrajectory:
     active: np.ndarray
     served: list
 
+    ARRAYS = ("t", "omega", "mu", "loss", "allocation")
+    BOOL_ARRAYS = ("active",)
+
     @property
     def limit(self) -> np.ndarray:
         """The final state ``(omega, mu)`` flattened."""
@@ -373,30 +377,6 @@ class MultiheadTrajectory:
     def active_share(self) -> float:
         """The smallest key-query share over the active heads at ``t_end``."""
         return float(self.allocation[self.active].min())
-
-    def to_json(self) -> dict:
-        return {"config": self.config, "t": self.t.tolist(), "omega": self.omega.tolist(),
-                "mu": self.mu.tolist(), "loss": self.loss.tolist(), "warmup": self.warmup,
-                "emergence": self.emergence, "peak_rate": self.peak_rate,
-                "settled": self.settled, "residual": self.residual, "allocation": self.allocation.tolist(),
-                "active": self.active.tolist(), "served": self.served}
-
-    def save(self, path: str) -> None:
-        from .jsonio import write_json
-        write_json(path, self.to_json())
-
-    @classmethod
-    def load(cls, path: str) -> "MultiheadTrajectory":
-        import json
-        with open(path) as fh:
-            data = json.load(fh)
-        arrays = {k: np.array(data[k], dtype=float) for k in ("t", "omega", "mu", "loss",
-                                                              "allocation")}
-        return cls(config=data["config"], warmup=data["warmup"], emergence=data["emergence"],
-                   peak_rate=data["peak_rate"], settled=data["settled"],
-                   residual=data["residual"],
-                   active=np.array(data["active"], dtype=bool), served=data["served"], **arrays)
-
 
 def simulate(config: MultiheadConfig, t_end: float = T_END, points: int = 400,
              digits: int | None = None) -> MultiheadTrajectory:

@@ -36,7 +36,6 @@ from .quadrature import de_grid
 __all__ = ["Columns", "expect", "choose_method", "METHODS", "count_vectors"]
 
 METHODS = ("auto", "enumeration", "groups", "quadrature", "montecarlo", "meanfield")
-OWN = tuple(q for q, roles in th.QUANTITIES.items() if roles == ("k",))
 #: Largest number of (group) count vectors the exact finite methods accept.
 ENUMERATION_LIMIT = 2_000_000
 _AUTO_ENUMERATION = 2_000

@@ -8,7 +8,8 @@ import sympy as sp
 from checks.bounds import BoundError, parse_bound
 from checks.cli import main
 from checks.executor import SerialExecutor
-from checks.features import CLAIMS, QUANTITIES, Region, config_for, measure_many
+from checks.features import (CLAIMS, EVENT_QUANTITIES, QUANTITIES, VARIABLES, Region, config_for,
+                             measure_many)
 from checks.verdict import check_bound, fit_exponent
 from numerics.features import simulate
 from theory import features as th
@@ -24,7 +25,7 @@ def _first(mask, t):
 
 
 def test_quantities_match_a_raw_trajectory():
-    names = [n for n, q in QUANTITIES.items() if q.family == "imbalanced"]
+    names = [n for n, q in EVENT_QUANTITIES.items() if q.family == "imbalanced"]
     got = measure_many(names, PARAMS)
     traj = simulate(config_for("imbalanced", PARAMS), 2000, every=1)
     t = np.array(traj.t)
@@ -86,8 +87,8 @@ def test_fit_interval_is_wide_on_noise():
 
 def test_bound_parser_accepts_the_seed_bounds():
     for c in CLAIMS.values():
-        assert isinstance(parse_bound(c.bound), sp.Expr)
-    assert parse_bound("K*log(K)/eta").subs({sp.Symbol("K", positive=True): 2,
+        assert isinstance(parse_bound(c.bound, c.quantity.variables), sp.Expr)
+    assert parse_bound("K*log(K)/eta", VARIABLES).subs({sp.Symbol("K", positive=True): 2,
                                              sp.Symbol("eta", positive=True): 1}) == 2 * sp.log(2)
 
 
@@ -100,7 +101,7 @@ def test_bound_parser_accepts_the_seed_bounds():
 ])
 def test_bound_parser_errors(text, message):
     with pytest.raises(BoundError, match=message):
-        parse_bound(text)
+        parse_bound(text, VARIABLES)
 
 
 @pytest.mark.parametrize("bound", ["K**2 + M", "K*("])
@@ -147,7 +148,7 @@ def test_false_inequality_is_shrunk_to_a_small_counterexample():
     """'The under-represented feature converges within 40 steps' is false for large K; Hypothesis
     shrinks it to the smallest K (then the smallest other values) that break it."""
     region = Region(K=(3, 30), epsilon=(0.05, 0.2), eta=(1.0, 4.0))
-    v = check_bound("features.under.convergence_time", "40", region, kind="le",
+    v = check_bound(QUANTITIES["features.under.convergence_time"], "40", region, kind="le",
                     examples=30)
     assert v.verdict == "refuted"
     bad = v.counterexample["params"]
@@ -214,13 +215,14 @@ def test_mean_field_limit_is_approached_as_N_grows():
 
 def test_report_has_verdicts_figures_and_predictions(tmp_path):
     from checks.report import write_report
+    from checks.report.features import draw
     c = CLAIMS["F1"]
     v = check_bound(c.quantity, c.bound, c.region, examples=2, executor=SerialExecutor())
     v.claim_id = "F1"
     rows = [{"quantity": "features.dominant.convergence_time", "prediction": "closed form",
              "K": 4, "N": 100, "predicted": 25.9, "measured": 27, "relative_error": 0.04}]
-    path = write_report([v], str(tmp_path), rows)
-    text = open(path).read()
+    path = write_report([v], {"F1": c}, str(tmp_path))
+    text = open(path).read() + "\n".join(draw(str(tmp_path), rows))
     assert f"| F1 | paper | **{v.verdict}** |" in text
     assert "| features.dominant.convergence_time | closed form | 4 | 100 | 25.9 | 27 | 0.0400 |" in text
     for name in ("weights.png", "stagewise.png", "attention.png", "ratio-F1.png"):
@@ -251,7 +253,6 @@ def test_unreachable_dask_scheduler_is_a_one_line_error(capsys):
 
 def test_phase_order_fails_when_eps_exceeds_the_loss_at_the_end_of_phase_three():
     """Pinned: the F7 counterexample found by the search (reconstructed boundaries, large eps)."""
-    from checks.features import measure_any
     params = {"K": 5, "N": 100, "epsilon": 0.17377394345044514, "eta": 1.0, "p1": 0.5}
-    assert measure_any("features.under.phase_order", params) == 2
-    assert measure_any("features.under.phase_order", dict(params, epsilon=0.02)) <= 0
+    assert QUANTITIES["features.under.phase_order"](params) == 2
+    assert QUANTITIES["features.under.phase_order"](dict(params, epsilon=0.02)) <= 0

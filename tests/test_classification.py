@@ -337,12 +337,13 @@ def test_bound_variables_are_per_setting(capsys):
 
 
 def test_wrong_gap_law_is_refuted_and_the_right_one_is_not():
-    from checks.classification import Region
+    from checks.classification import QUANTITIES, Region
     from checks.verdict import check_bound
     region = Region(N=(64, 8192), M=(16, 16), d=(2, 2), sweep=("N",))
-    wrong = check_bound("classification.minimiser_gap", "1/N**2", region, examples=1)
+    gap = QUANTITIES["classification.minimiser_gap"]
+    wrong = check_bound(gap, "1/N**2", region, examples=1)
     assert wrong.verdict == "refuted" and wrong.exponents["N"]["low"] > 0.8
-    right = check_bound("classification.minimiser_gap", "1/N", region, examples=1)
+    right = check_bound(gap, "1/N", region, examples=1)
     assert right.verdict == "consistent"
     assert abs(right.exponents["N"]["slope"]) < 0.1
 
@@ -357,15 +358,17 @@ def test_list_shows_classification_claims_with_sources(capsys):
 
 
 def test_report_section_has_laws_figures_and_estimator_tables(tmp_path):
-    from checks.classification import CLAIMS, Region
+    from checks.classification import (CLAIMS, QUANTITIES, Region, derivative_check,
+                                       estimator_agreement)
     from checks.report import write_report
-    from checks.report_classification import derivative_check, estimator_agreement
+    from checks.report.classification import draw
     from checks.verdict import check_bound, fit_exponent
 
     region = Region(N=(64, 4096), M=(16, 16), d=(1, 1), sweep=("N",))
-    v = check_bound("classification.minimiser_gap", "1/N", region, examples=1)
+    gap = QUANTITIES["classification.minimiser_gap"]
+    v = check_bound(gap, "1/N", region, examples=1)
     v.claim_id = "C2"
-    wrong = check_bound("classification.minimiser_gap", "1/N**2", region, examples=1)
+    wrong = check_bound(gap, "1/N**2", region, examples=1)
     Ms = [64, 256, 1024]
     errs = [inference_error(2.0, M, 1, samples=20_000)[0] for M in Ms]
     extras = {"wrong_law": wrong,
@@ -374,7 +377,8 @@ def test_report_section_has_laws_figures_and_estimator_tables(tmp_path):
               "agreement": estimator_agreement(cases=((16, 1, 1.0),), samples=20_000),
               "derivatives": derivative_check(cases=((16, 1, 1.2),)),
               "limit_M": {"M": Ms, "error": errs, "fit": fit_exponent(Ms, errs)}}
-    text = open(write_report([v], str(tmp_path), classification=extras)).read()
+    text = (open(write_report([v], {"C2": CLAIMS["C2"]}, str(tmp_path))).read()
+            + "\n".join(draw([v], str(tmp_path), extras)))
     assert f"| C2 | {CLAIMS['C2'].source} | **{v.verdict}** |" in text
     assert "| C2 | classification.minimiser_gap | N | -" in text          # the raw exponent
     assert "`minimiser_gap = O(1/N^2)`, on the C2 region: **refuted**" in text

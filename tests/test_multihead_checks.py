@@ -9,7 +9,8 @@ import pytest
 from hypothesis import example, given
 
 from checks.cli import main
-from checks.multihead import CLAIMS, RESIDUAL, Region, configurations, measure_any, run
+from checks.claims import Quantity
+from checks.multihead import CLAIMS, QUANTITIES, RESIDUAL, Region, configurations, run
 from numerics.multihead import MultiheadConfig, MultiheadTrajectory, reduced_loss
 
 
@@ -28,8 +29,8 @@ def test_phases_allocation_and_separation(params):
     assert np.all(np.diff(traj.loss) <= 1e-9 * traj.loss[0])   # gradient flow: L~ never rises
     assert traj.active_share() >= 0.99
     assert traj.served == list(range(params["n"]))
-    assert measure_any("multihead.separation_ratio", params) > 1
-    assert measure_any("multihead.optimality_ratio", params) >= 1 - 1e-9   # the limit is a start
+    assert QUANTITIES["multihead.separation_ratio"](params) > 1
+    assert QUANTITIES["multihead.optimality_ratio"](params) >= 1 - 1e-9   # the limit is a start
 
 
 def test_warmup_follows_the_small_weight_blow_up():
@@ -64,6 +65,14 @@ def test_region_sweeps():
 # the verdict's exact kinds
 
 
+def _n_of(params, max_steps):
+    return params["n"]
+
+
+#: measured = n (a synthetic quantity with a known answer).
+_N = Quantity("synthetic.n", _n_of, "n itself", ("n",))
+
+
 class _Line:
     """A one-variable region: x in [lo, hi]."""
 
@@ -81,13 +90,11 @@ class _Line:
     # on the boundary itself: the strict kinds fail, the others hold
     ("gt", 1.0, 1.0, "refuted"), ("lt", 1.0, 1.0, "refuted"),
     ("ge", 1.0, 1.0, "consistent"), ("le", 1.0, 1.0, "consistent")])
-def test_exact_kinds(monkeypatch, kind, lo, hi, verdict):
+def test_exact_kinds(kind, lo, hi, verdict):
     """measured = n against the bound 1: the minimal counterexample sits on the boundary."""
-    import checks.registry
     from checks.verdict import check_bound
 
-    monkeypatch.setattr(checks.registry, "measure_any", lambda name, params, steps: params["n"])
-    v = check_bound("multihead.allocation", "1", _Line(lo, hi), kind=kind, examples=30)
+    v = check_bound(_N, "1", _Line(lo, hi), kind=kind, examples=30)
     assert v.verdict == verdict, v.reason
     if verdict == "refuted":
         m = v.counterexample["measured"]
@@ -146,12 +153,13 @@ def test_bound_on_a_multihead_quantity_names_the_variables(capsys):
 
 
 def test_report_section_writes_its_figures(tmp_path):
-    from checks.report_multihead import EXAMPLE, _separation_point, multihead_section
+    from checks.multihead import EXAMPLE, separation_point
+    from checks.report.multihead import draw
     from numerics.multihead import best_loss
 
     small = {"n": 2, "H": 2, "d": 4, "init": 0.01}
     separation = [dict(small, L=L, **dict(zip(("single", "limit", "ratio"),
-                                              _separation_point(dict(small, L=L)))))
+                                              separation_point(dict(small, L=L)))))
                   for L in (50, 200)]
     traj = run(EXAMPLE)
     config = MultiheadConfig.make(2, 3, 4, 50, init="0.01")
@@ -163,7 +171,7 @@ def test_report_section_writes_its_figures(tmp_path):
                          "settled": traj.settled, "speed_ratio": traj.speed_ratio(),
                          "share": traj.active_share(), "served": 2, "separation": 1.5,
                          "t_end": traj.t[-1]}]}
-    lines = multihead_section([], str(tmp_path), extras)
+    lines = draw([], str(tmp_path), extras)
     for name in ("multihead-loss.png", "multihead-weights.png", "multihead-allocation.png",
                  "multihead-separation.png", "multihead-phases.png"):
         assert (tmp_path / name).stat().st_size > 5000
@@ -173,14 +181,11 @@ def test_report_section_writes_its_figures(tmp_path):
     assert math.isclose(separation[0]["ratio"], separation[0]["single"] / separation[0]["limit"])
 
 
-def test_pinned_counterexamples_are_always_tried(monkeypatch):
+def test_pinned_counterexamples_are_always_tried():
     """A past counterexample outside what the draws reach still refutes the claim."""
-    import checks.registry
     from checks.verdict import check_bound
 
-    monkeypatch.setattr(checks.registry, "measure_any", lambda name, params, steps: params["n"])
-    assert check_bound("multihead.allocation", "1", _Line(1.0, 3.0), kind="ge",
-                       examples=10).verdict == "consistent"
-    v = check_bound("multihead.allocation", "1", _Line(1.0, 3.0), kind="ge", examples=10,
+    assert check_bound(_N, "1", _Line(1.0, 3.0), kind="ge", examples=10).verdict == "consistent"
+    v = check_bound(_N, "1", _Line(1.0, 3.0), kind="ge", examples=10,
                     pinned=({"n": 0.5},))
     assert v.verdict == "refuted" and v.counterexample["params"] == {"n": 0.5}

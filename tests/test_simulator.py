@@ -168,6 +168,7 @@ def test_arbitrary_precision_round_trip(tmp_path):
     traj.save(str(tmp_path / "t.json"))
     back = Trajectory.load(str(tmp_path / "t.json"), be)
     with be.context():
-        for name in Trajectory.ARRAYS:
+        assert set(back.exact) == set(Trajectory.EXACT)
+        for name in Trajectory.EXACT:
             a, b = np.ravel(traj.exact[name]), np.ravel(back.exact[name])
             assert all(abs(x - y) <= abs(x) * be.scalar("1e-24") for x, y in zip(a, b)), name

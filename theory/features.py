@@ -31,7 +31,6 @@ from .symmetric import automorphisms, distinct_sum_expansion
 __all__ = [
     "Term",
     "QUANTITIES",
-    "ROLES",
     "attention_symbols",
     "task_average",
     "prompt_loss",
@@ -46,10 +45,9 @@ __all__ = [
     "mean_field_rate",
     "mean_field_time",
     "mean_field_loss",
+    "derivation",
 ]
 
-#: Roles named in the reduced expressions: ``k`` the query's own feature, ``n`` an off-target one.
-ROLES = ("k", "n")
 #: The quantities the numerics evaluate, with the roles they name.
 QUANTITIES = {
     "loss": ("k",),            # l_k
@@ -370,3 +368,35 @@ def _symmetric_others(expr, u, K):
     ``1 - u`` equally: ``S2 = u^2 + (1-u)^2 / (K-1)``."""
     ak, S2 = sp.Symbol("Attn_k", real=True), sp.Symbol("S2", real=True)
     return expr.subs({ak: u, S2: u**2 + (1 - u) ** 2 / (K - 1)})
+
+
+def derivation() -> list[tuple]:
+    """``(label, expression, note, LaTeX label)`` of the derivation, in order, for
+    ``icl-verify derive features``.
+
+    ``S2 = sum_m Attn_m^2`` (all m); ``Attn_n`` is the total attention on feature n for a query
+    ``x_q = v_k``; ``E`` is the expectation over the counts ``c ~ Multinomial(N, p)``.
+    """
+    ak = sp.Symbol("Attn_k", real=True)
+    rules = update_rules()
+    identity = sp.simplify(rules["dl_k/dA_k"] - (-2 * ak * rules["l_k"]))
+    gf_note = ("M_J = (N)_J phi(s)^(N-J), phi(s) = sum_m p_m e^{-s w_m}, b_x = p_x e^{-s w_x}, "
+               "w_x = e^{Z[x,k]}, G_{j,e} = sum over the other features o of b_o^j w_o^e")
+    latex = {"dl_k/dA_k": r"\partial l_k / \partial A_k",
+             "dl_k/dB_{k,n}": r"\partial l_k / \partial B_{k,n}",
+             "sum_n dl_k/dZ[n,k]": r"\sum_n \partial l_k / \partial Z_{n,k}"}
+    notes = {"l_k": "per-prompt loss 1/2 E_w[(y_hat - <w, v_k>)^2] with E w = 0, E w w^T = I",
+             "dl_k/dA_k": "= -2 Attn_k l_k" if identity == 0 else "derived",
+             "dl_k/dB_{k,n}": "n != k",
+             "sum_n dl_k/dZ[n,k]": "softmax shift invariance: A_k + sum_{n!=k} B_{k,n} = 0 "
+                                   "for all t",
+             "A_k(t+1)": "GD; column k moves alone with step eta p_k"}
+    return [(label, expr, notes.get(label, ""), latex.get(label, label))
+            for label, expr in rules.items()] + [
+        ("E[l_k] = int_0^oo F ds, F", integrand("loss"), gf_note,
+         r"E[l_k] = \int_0^\infty F\,ds,\ F"),
+        ("E[dl_k/dA_k] = int_0^oo F ds, F", integrand("grad_own"), "",
+         r"E[\partial l_k/\partial A_k] = \int_0^\infty F\,ds,\ F"),
+        ("E[dl_k/dB_{k,n}] = int_0^oo F ds, F", integrand("grad_off"), "",
+         r"E[\partial l_k/\partial B_{k,n}] = \int_0^\infty F\,ds,\ F"),
+    ]

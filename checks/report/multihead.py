@@ -3,99 +3,12 @@ and task, the allocation heatmap, the separation ratio against L, the phases ove
 Hypothesis-generated configurations, and the reduction's and the integrator's measured errors."""
 from __future__ import annotations
 
-import os
-
 import numpy as np
 
-from numerics.multihead import MultiheadConfig, integrate, monte_carlo_loss, reduced_loss
+from ..multihead import EXAMPLE, SEPARATION, report_extras
+from .figures import save, subplots
 
-from .multihead import best, config_for, configurations, run
-
-__all__ = ["multihead_extras", "multihead_section", "reduction_agreement", "precision_check",
-           "drawn_configurations"]
-
-#: The example run: two tasks, three heads (one stays idle or duplicates a task).
-EXAMPLE = {"n": 2, "H": 3, "d": 4, "L": 50, "init": 0.01}
-#: Configurations of the separation curve, and the context lengths.
-SEPARATION = [{"n": 2, "H": 2, "d": 4}, {"n": 3, "H": 3, "d": 4}, {"n": 2, "H": 2, "d": 16}]
-SEPARATION_L = [25, 50, 100, 200, 400, 800, 1600]
-
-
-def _separation_point(params):
-    """``(L~ single best, L~ limit, ratio)`` at ``params`` (module level: runs in a process)."""
-    single, limit = best(params, heads=1)[0], float(run(params).loss[-1])
-    return single, limit, single / limit
-
-
-def reduction_agreement(samples: int = 20_000):
-    """``L~`` against Monte Carlo of the full model (explicit prompts) at the flow's limit and at
-    the best reduced state found: rows with the relative difference and its standard error."""
-    cases = [EXAMPLE, {"n": 2, "H": 2, "d": 16, "L": 100, "init": 0.01},
-             {"n": 2, "H": 2, "d": (4, 12), "L": 200, "init": 0.01},
-             {"n": 3, "H": 3, "d": 8, "L": 400, "init": 0.01}]
-    rows = []
-    for params in cases:
-        config = config_for(params)
-        states = [("limit", run(params).limit), ("best found", best(params)[1])]
-        for label, y in states:
-            mc, se = monte_carlo_loss(config, y, samples=samples, seed=5)
-            red = reduced_loss(config, y)
-            rows.append({"params": params, "state": label, "reduced": float(red), "montecarlo": mc,
-                         "stderr": se, "relative": (red - mc) / mc, "relative_se": se / mc})
-    return rows
-
-
-def precision_check(t_end: float = 2.0, digits: int = 30):
-    """The flow at float64 (Radau, rtol 1e-10) against mpmath's Taylor integrator at ``digits``
-    digits on ``[0, t_end]``: ``{"max_abs": ..., "max_rel": ...}``."""
-    config = MultiheadConfig.make(2, 2, 4, 50, init="0.01")
-    _, Y, _ = integrate(config, t_end, 6)
-    _, Z, _ = integrate(config, t_end, 6, digits=digits)
-    return {"config": config.to_dict(), "t_end": t_end, "digits": digits,
-            "max_abs": float(np.max(np.abs(Y - Z))), "max_rel": float(np.max(np.abs(Y - Z) / Z))}
-
-
-def drawn_configurations(examples: int = 8):
-    """Configurations drawn by Hypothesis (derandomised; a block size per task, H >= n), each run
-    to its limit: phases, allocation, tasks served, separation."""
-    from hypothesis import HealthCheck, given, settings
-
-    drawn = []
-
-    @settings(max_examples=examples, derandomize=True, database=None, deadline=None,
-              suppress_health_check=list(HealthCheck))
-    @given(configurations(n=(2, 3), extra=(0, 1), d=(2, 12), L=(40, 600)))
-    def collect(params):
-        if params not in drawn:
-            drawn.append(params)
-
-    collect()
-    rows = []
-    for params in drawn:
-        traj = run(params)
-        single, limit, ratio = _separation_point(params)
-        rows.append({"params": params, "warmup": traj.warmup, "emergence": traj.emergence,
-                     "settled": traj.settled, "speed_ratio": traj.speed_ratio(),
-                     "share": traj.active_share(), "served": len(traj.served),
-                     "separation": ratio, "t_end": traj.t[-1]})
-    return rows
-
-
-def multihead_extras(profile: str = "quick", executor=None) -> dict:
-    """Everything the section shows besides the claims' verdicts."""
-    points = [dict(c, L=L, init=0.01) for c in SEPARATION for L in SEPARATION_L]
-    mapper = executor.map if executor is not None else map
-    separation = list(mapper(_separation_point, points))
-    return {
-        "example": run(EXAMPLE), "example_best": best(EXAMPLE)[0],
-        "example_single": best(EXAMPLE, heads=1)[0],
-        "separation": [dict(p, single=s, limit=lim, ratio=r)
-                       for p, (s, lim, r) in zip(points, separation)],
-        "agreement": reduction_agreement(),
-        "precision": precision_check(),
-        "drawn": drawn_configurations(8 if profile == "quick" else 24),
-    }
-
+__all__ = ["section"]
 
 def _bands(ax, traj, t_last):
     """Shade warm-up, emergence and convergence on a log-time axis."""
@@ -107,16 +20,13 @@ def _bands(ax, traj, t_last):
 
 
 def _plots(out_dir, extras):
-    import matplotlib
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
 
     files = {}
     traj = extras["example"]
     t, last = traj.t, traj.t[-1]
     H, n = traj.omega.shape[1:]
 
-    fig, ax = plt.subplots(figsize=(6.4, 3.6))
+    fig, ax = subplots(figsize=(6.4, 3.6))
     _bands(ax, traj, last)
     ax.semilogx(t[1:], traj.loss[1:], "k-", label="L~ along the flow")
     ax.axhline(extras["example_best"], color="C2", ls="--", label="best L~ found (H heads)")
@@ -128,10 +38,9 @@ def _plots(out_dir, extras):
     ax.legend(fontsize=7)
     fig.tight_layout()
     files["loss"] = "multihead-loss.png"
-    fig.savefig(os.path.join(out_dir, files["loss"]), dpi=110)
-    plt.close(fig)
+    save(fig, out_dir, files["loss"], tight=False)
 
-    fig, axes = plt.subplots(1, 2, figsize=(10, 3.6))
+    fig, axes = subplots(1, 2, figsize=(10, 3.6))
     for ax, values, name in zip(axes, (traj.omega, traj.mu), ("omega", "mu")):
         _bands(ax, traj, last)
         for h in range(H):
@@ -143,11 +52,10 @@ def _plots(out_dir, extras):
         ax.legend(fontsize=6, ncol=2)
     fig.tight_layout()
     files["weights"] = "multihead-weights.png"
-    fig.savefig(os.path.join(out_dir, files["weights"]), dpi=110)
-    plt.close(fig)
+    save(fig, out_dir, files["weights"], tight=False)
 
     times = [("end of warm-up", traj.warmup), ("limit", last)]
-    fig, axes = plt.subplots(1, 2, figsize=(7.5, 3.0))
+    fig, axes = subplots(1, 2, figsize=(7.5, 3.0))
     for ax, (label, when) in zip(axes, times):
         j = int(np.searchsorted(t, when or last))
         energy = traj.omega[min(j, len(t) - 1)] ** 2
@@ -163,10 +71,9 @@ def _plots(out_dir, extras):
         ax.set_title(f"key-query share, {label} (t = {when or last:.3g})", fontsize=8)
     fig.colorbar(im, ax=axes, shrink=0.8)
     files["allocation"] = "multihead-allocation.png"
-    fig.savefig(os.path.join(out_dir, files["allocation"]), dpi=110)
-    plt.close(fig)
+    save(fig, out_dir, files["allocation"], tight=False)
 
-    fig, ax = plt.subplots(figsize=(6.4, 3.4))
+    fig, ax = subplots(figsize=(6.4, 3.4))
     for k, c in enumerate(SEPARATION):
         rows = [r for r in extras["separation"] if all(r[x] == c[x] for x in ("n", "H", "d"))]
         ax.semilogx([r["L"] for r in rows], [r["ratio"] for r in rows], "o-", color=f"C{k}",
@@ -178,11 +85,10 @@ def _plots(out_dir, extras):
     ax.legend(fontsize=7)
     fig.tight_layout()
     files["separation"] = "multihead-separation.png"
-    fig.savefig(os.path.join(out_dir, files["separation"]), dpi=110)
-    plt.close(fig)
+    save(fig, out_dir, files["separation"], tight=False)
 
     drawn = extras["drawn"]
-    fig, ax = plt.subplots(figsize=(7, 0.45 * len(drawn) + 1.2))
+    fig, ax = subplots(figsize=(7, 0.45 * len(drawn) + 1.2))
     for k, r in enumerate(drawn):
         edges = [1e-2, r["warmup"] or r["t_end"], r["emergence"] or r["t_end"], r["t_end"]]
         for (a, b), colour in zip(zip(edges, edges[1:]), ("#f4a261", "#4ea8de", "#74c69d")):
@@ -193,8 +99,7 @@ def _plots(out_dir, extras):
     ax.set_title("three phases over Hypothesis-generated configurations", fontsize=9)
     fig.tight_layout()
     files["phases"] = "multihead-phases.png"
-    fig.savefig(os.path.join(out_dir, files["phases"]), dpi=110)
-    plt.close(fig)
+    save(fig, out_dir, files["phases"], tight=False)
     return files
 
 
@@ -208,7 +113,12 @@ def _num(x, fmt=".4g"):
     return "-" if x is None else format(x, fmt)
 
 
-def multihead_section(verdicts, out_dir: str, extras: dict) -> list[str]:
+def section(verdicts, out_dir: str, profile: str = "quick", executor=None) -> list[str]:
+    """Markdown lines of the multihead section (figures written into ``out_dir``)."""
+    return draw(verdicts, out_dir, report_extras(profile, executor))
+
+
+def draw(verdicts, out_dir: str, extras: dict) -> list[str]:
     """Markdown lines of the multihead section (figures written into ``out_dir``)."""
     files = _plots(out_dir, extras)
     traj = extras["example"]

@@ -1,0 +1,64 @@
+"""Numbers given by a user: exact fractions, whole numbers and positive reals, each with a one-line
+:class:`~numerics.errors.ConfigError` naming what was wrong.  Shared by every setting."""
+from __future__ import annotations
+
+import math
+from fractions import Fraction
+
+from .errors import ConfigError
+
+__all__ = ["fraction", "whole_number", "positive_fraction", "positive_real"]
+
+
+def fraction(text, what: str) -> Fraction:
+    """A finite number given as a string, int, float or Fraction, as an exact fraction."""
+    if isinstance(text, Fraction):
+        return text
+    if isinstance(text, bool):
+        raise ConfigError(f"{what} must be a number, got {text!r}")
+    if isinstance(text, (int, float)):
+        if isinstance(text, float) and not math.isfinite(text):
+            raise ConfigError(f"{what} must be a finite number, got {text!r}")
+        return Fraction(text)
+    try:
+        return Fraction(str(text).strip())
+    except (ValueError, ZeroDivisionError):
+        raise ConfigError(f"{what} must be a finite number, got {text!r}") from None
+
+
+def positive_fraction(text, what: str) -> Fraction:
+    """:func:`fraction`, required to be > 0."""
+    value = fraction(text, what)
+    if value <= 0:
+        raise ConfigError(f"{what} must be a positive finite number, got {text}")
+    return value
+
+
+def positive_real(text, what: str) -> float:
+    """A positive finite float."""
+    try:
+        value = float(str(text).strip())
+    except ValueError:
+        raise ConfigError(f"{what} must be a positive finite number, got {text!r}") from None
+    if not (math.isfinite(value) and value > 0):
+        raise ConfigError(f"{what} must be a positive finite number, got {text!r}")
+    return value
+
+
+def whole_number(x, what: str, at_least: int | None = None) -> int:
+    """``x`` as a whole number (``at_least`` or more); :class:`ConfigError` otherwise."""
+    if isinstance(x, bool):
+        raise ConfigError(f"{what} must be a whole number, got {x!r}")
+    if isinstance(x, int):
+        value = x
+    else:
+        try:
+            f = Fraction(str(x).strip())
+        except (ValueError, ZeroDivisionError):
+            raise ConfigError(f"{what} must be a whole number, got {x!r}") from None
+        if f.denominator != 1:
+            raise ConfigError(f"{what} must be a whole number, got {x!r}")
+        value = int(f)
+    if at_least is not None and value < at_least:
+        raise ConfigError(f"{what} must be at least {at_least}, got {value}")
+    return value
