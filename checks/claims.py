@@ -159,7 +159,10 @@ class Setting:
     ``derive()``: ``(header, rows)`` with rows ``(label, expression, note[, LaTeX label])``;
     ``options`` and ``simulate(args) -> (trajectory, summary text)``: ``icl-verify simulate``
     (``simulate`` validates its arguments in one call and raises ``ConfigError`` in one line);
-    ``report(verdicts, out_dir, profile, executor) -> Markdown lines``: its report section."""
+    ``report(verdicts, out_dir, profile, executor) -> Markdown lines``: its report section;
+    ``example``: a small valid argument list of ``icl-verify simulate NAME`` (without ``--out``),
+    which the shared tests run; ``precision_example``: one cheap enough to run again at 30 digits
+    (None when only the setting's own tests compare the precisions, on its kernels)."""
 
     name: str
     title: str
@@ -171,6 +174,8 @@ class Setting:
     options: tuple = ()
     simulate: Callable | None = None
     report: Callable | None = field(default=None, compare=False)
+    example: tuple = ()
+    precision_example: tuple | None = None
 
     def with_report(self, report: Callable) -> "Setting":
         return replace(self, report=report)

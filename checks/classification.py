@@ -298,6 +298,10 @@ OPTIONS = (
 ) + GD_OPTIONS
 
 
+#: A small run (the shared tests use it).
+EXAMPLE_ARGS = ("--N", "64", "--d", "1", "--eta", "2", "--steps", "5")
+
+
 def run_simulation(args):
     """``icl-verify simulate classification``: validate, run, and summarise."""
     config = ClassificationConfig.make(args.N, args.d, args.Lambda, args.classes, args.r, args.eta)
@@ -332,4 +336,5 @@ SETTING = Setting(
     variables=VARIABLES, quantities=QUANTITIES, claims=CLAIMS, region=DEFAULT_REGION,
     derive=lambda: ("derived reduction (whitened coordinates; reconstructed model)",
                     thc.derivation()),
-    options=OPTIONS, simulate=run_simulation)
+    options=OPTIONS, simulate=run_simulation, example=EXAMPLE_ARGS,
+    precision_example=None)

@@ -370,6 +370,11 @@ OPTIONS = (
 ) + GD_OPTIONS
 
 
+#: A small run (the shared tests use it).
+EXAMPLE_ARGS = ("--K", "3", "--N", "4", "--p", "imbalanced:0.5", "--eta", "2", "--steps",
+                "5")
+
+
 def run_simulation(args):
     """``icl-verify simulate features``: validate, run, and summarise."""
     config = FeaturesConfig.make(args.K, args.N, args.p, args.eta)
@@ -405,4 +410,5 @@ SETTING = Setting(
     name="features", title="softmax attention over K orthonormal features",
     variables=VARIABLES, quantities=QUANTITIES, claims=CLAIMS, region=DEFAULT_REGION,
     derive=lambda: ("derived dynamics (S2 = sum_m Attn_m^2)", th.derivation()),
-    options=OPTIONS, simulate=run_simulation)
+    options=OPTIONS, simulate=run_simulation, example=EXAMPLE_ARGS,
+    precision_example=EXAMPLE_ARGS)

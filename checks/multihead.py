@@ -386,6 +386,11 @@ OPTIONS = (
 )
 
 
+#: A small run (the shared tests use it).
+EXAMPLE_ARGS = ("--n", "2", "--H", "2", "--d", "4", "--L", "50", "--t-end", "0.5",
+                "--points", "10")
+
+
 def run_simulation(args):
     """``icl-verify simulate multihead``: validate, run, and summarise."""
     config = MultiheadConfig.make(args.n, args.H, args.d, args.L, args.sigma, args.init,
@@ -424,4 +429,5 @@ SETTING = Setting(
     variables=VARIABLES, quantities=QUANTITIES, claims=CLAIMS, region=DEFAULT_REGION,
     derive=lambda: ("derived large-L reduction and flows (spectral coordinates; reconstructed "
                     "model)", thm.derivation()),
-    options=OPTIONS, simulate=run_simulation)
+    options=OPTIONS, simulate=run_simulation, example=EXAMPLE_ARGS,
+    precision_example=EXAMPLE_ARGS)

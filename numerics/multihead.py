@@ -21,6 +21,7 @@ import sympy as sp
 
 from theory import multihead as th
 
+from .backend import Backend
 from .errors import ConfigError, SimulationError
 from .jsonio import Record
 from .numbers import fraction, whole_number
@@ -126,14 +127,19 @@ def _admissible(config, y):
 
 
 def integrate(config: MultiheadConfig, t_end: float, points: int = 400, digits: int | None = None,
-              dense: bool = False, settle: float | None = None):
+              dense: bool = False, settle: float | None = None, backend: Backend | None = None):
     """The flow on ``[0, t_end]`` at ``points`` times (geometric after t = 1, so the slow warm-up
-    and the fast emergence are both resolved): ``(t, y, loss)``.  ``digits``: mpmath's Taylor
-    integrator at that precision (slow; small n, H).  ``dense``: also return ``state(t)``, the
-    integrator's continuous solution, for locating events.  ``settle`` (float64): stop, with the
-    stopping time as the last point, once ``max |dy/dt| <= settle`` after the loss has halved.
+    and the fast emergence are both resolved): ``(t, y, loss)``.  ``backend`` (or ``digits``) at
+    arbitrary precision: mpmath's Taylor integrator at that precision (slow; small n, H; its
+    continuous solution plays the part of the float64 dense output).  ``dense``: also return
+    ``state(t)``, the continuous solution, for locating events.  ``settle``: stop, with the
+    stopping time as the last point, once ``max |dy/dt| <= settle`` after the loss has halved
+    (a terminal event in float64; located by Brent's method on the continuous solution at
+    arbitrary precision).
     Raises :class:`SimulationError` naming the time when the state leaves the admissible set or
     stops being finite."""
+    if backend is not None:
+        digits = backend.digits
     t = np.unique(np.concatenate([[0.0], np.geomspace(1e-3, t_end, points - 1)]))
     y0 = config.initial()
     # balanced Q, K, V, O from a positive start: omega, mu stay positive and
@@ -182,16 +188,29 @@ def integrate(config: MultiheadConfig, t_end: float, points: int = 400, digits: 
             if logs:
                 F = mpmath.odefun(lambda _t, z: [2 * v for v in rhs([mpmath.exp(x) for x in z])],
                                   0, [mpmath.log(mpmath.mpf(repr(float(v)))) for v in y0])
-                def state(s):
-                    with mpmath.workdps(digits):
-                        return np.array([float(mpmath.exp(v)) for v in F(mpmath.mpf(repr(float(s))))])
-                Y = np.array([state(ti) for ti in t])
             else:
-                F = mpmath.odefun(lambda _t, y: rhs(list(y)), 0, [mpmath.mpf(repr(float(v))) for v in y0])
-                def state(s):
-                    with mpmath.workdps(digits):
-                        return np.array([float(v) for v in F(mpmath.mpf(repr(float(s))))])
-                Y = np.array([state(ti) for ti in t])
+                F = mpmath.odefun(lambda _t, y: rhs(list(y)), 0,
+                                  [mpmath.mpf(repr(float(v))) for v in y0])
+
+        def state(s):
+            with mpmath.workdps(digits):
+                z = F(mpmath.mpf(repr(float(s))))
+                return np.array([float(mpmath.exp(v) if logs else v) for v in z])
+        Y = np.array([state(ti) for ti in t])
+        if settle:      # the same stopping rule as the float64 events, located by Brent
+            half = reduced_loss(config, y0) / 2
+
+            def unsettled(s):   # <= 0 once settled
+                y = state(s)
+                return max(np.abs(velocity(config, y)).max() - settle,
+                           reduced_loss(config, y) - half)
+            values = [unsettled(ti) for ti in t]
+            hit = next((j for j, v in enumerate(values) if v <= 0), None)
+            if hit is not None and hit > 0:
+                from scipy.optimize import brentq
+                stop = brentq(unsettled, t[hit - 1], t[hit], xtol=1e-12 * t[hit])
+                t = np.append(t[:hit], stop)
+                Y = np.vstack([Y[:hit], state(stop)])
     if not np.all(np.isfinite(Y)):
         bad = t[int(np.argmin(np.all(np.isfinite(Y), axis=1)))]
         raise SimulationError(0, f"t = {bad:.6g}: the state is not finite")
@@ -379,17 +398,19 @@ class MultiheadTrajectory(Record):
         return float(self.allocation[self.active].min())
 
 def simulate(config: MultiheadConfig, t_end: float = T_END, points: int = 400,
-             digits: int | None = None) -> MultiheadTrajectory:
+             digits: int | None = None, backend: Backend | None = None) -> MultiheadTrajectory:
     """Integrate the flow to ``t_end``, or in float64 until it settles (``max |dy/dt| <= SETTLE``),
     and measure it (:class:`MultiheadTrajectory`).  The peak rate is the largest ``-dL~/dt`` on 400
     points of the continuous solution spanning the emergence.  ``digits``: mpmath's Taylor
     integrator to ``t_end`` (slow: keep ``t_end`` short)."""
     if not (isinstance(t_end, (int, float)) and math.isfinite(t_end) and t_end > 0):
         raise ConfigError(f"t_end must be a positive finite number, got {t_end!r}")
+    if backend is not None:
+        digits = backend.digits
     t, Y, loss, state = integrate(config, float(t_end), points, digits=digits, dense=True,
-                                  settle=SETTLE if digits is None else None)
+                                  settle=SETTLE)
     settled = float(t[-1]) if t[-1] < t_end else None
-    warmup, emergence = phase_times(t, Y, loss, config, state if digits is None else None)
+    warmup, emergence = phase_times(t, Y, loss, config, state)
     peak = None
     if warmup is not None and emergence is not None and emergence > warmup:
         peak = max(loss_rate(config, state(s)) for s in np.linspace(warmup, emergence, 400))
