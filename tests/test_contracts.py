@@ -48,7 +48,6 @@ def test_simulate_writes_a_trajectory_that_loads_back(setting, tmp_path):
 
 
 def _namespace(setting, out):
-    import argparse
     from checks.cli import _parser
     return _parser({setting.name: setting}).parse_args(
         ["simulate", setting.name, *setting.example, "--out", out, "--quiet"])

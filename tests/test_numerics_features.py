@@ -10,7 +10,7 @@ from numerics import MP
 from numerics.errors import SimulationError
 from numerics.features import FeaturesConfig, Trajectory, loss_star, simulate, structure
 
-from .reference import gradient_descent
+from .reference.features import gradient_descent
 from .strategies import configs
 
 

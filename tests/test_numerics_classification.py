@@ -19,7 +19,7 @@ from numerics.errors import ConfigError
 from numerics.gauss import rule
 from theory import classification as th
 
-from .reference_classification import gradient_samples, sqrtm_spd
+from .reference.classification import gradient_samples, sqrtm_spd
 
 # ---------------------------------------------------------------------------------------------
 # theory
