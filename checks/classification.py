@@ -16,7 +16,8 @@ from functools import lru_cache
 import numpy as np
 
 from numerics.classification import (ClassificationConfig, IsotropicLoss, MonteCarloLoss,
-                                     inference_error, minimiser, minimiser_gap, simulate)
+                                     gd_scale, inference_error, minimiser, minimiser_gap,
+                                     simulate)
 from numerics.errors import SimulationError
 from numerics.numbers import whole_number
 from theory import classification as thc
@@ -134,7 +135,7 @@ def predicted_rate(traj, config) -> float:
         mc = MonteCarloLoss(config.N, config.d, config.classes, config.r, groups,
                             traj.config["samples"], traj.config["seed"])
         H = mc(traj.v_star)[2]
-    scale = float(config.eta) * traj.eigenvalues**2 / traj.multiplicity
+    scale = gd_scale(float(config.eta), traj.eigenvalues, traj.multiplicity)
     J = np.eye(len(scale)) - scale[:, None] * H
     return float(np.max(np.abs(np.linalg.eigvals(J))))
 

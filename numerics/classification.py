@@ -39,7 +39,7 @@ from .numbers import fraction, positive_fraction, whole_number
 
 __all__ = ["ClassificationConfig", "parse_lambda", "Nodes", "IsotropicLoss", "MonteCarloLoss",
            "minimiser", "simulate", "inference_error", "ClassificationTrajectory", "METHODS",
-           "minimiser_gap"]
+           "minimiser_gap", "gd_scale"]
 
 METHODS = ("auto", "quadrature", "montecarlo")
 SYMMETRY_TOLERANCE = Fraction(1, 10**12)
@@ -188,6 +188,21 @@ class Nodes:
     def refined(self, factor: float = 1.5) -> "Nodes":
         return Nodes(*(int(math.ceil(factor * n)) for n in (self.count, self.cosine, self.noise,
                                                               self.rest, self.query)))
+
+
+@lru_cache(maxsize=None)
+def _gd_step():
+    """``step(eta, lambda)`` of one eigen-coordinate, compiled from :func:`theory.classification.gd_step`
+    (plain arithmetic: float64 arrays and MPFR or mpmath numbers alike)."""
+    expr, args = th.gd_step()
+    return sp.lambdify(args, expr, modules=[{}, "math"])
+
+
+def gd_scale(eta, lam, mult):
+    """GD on ``W`` moves the per-group coordinate ``v_g`` by ``-eta lambda_g^2 (dL/dv_g) / k_g``:
+    the derived step over the multiplicity ``k_g`` (the derivative in ``v_g`` sums ``k_g`` equal
+    coordinates)."""
+    return _gd_step()(eta, lam) / mult
 
 
 def _number(be: Backend, x):
@@ -586,7 +601,7 @@ def simulate(config: ClassificationConfig, steps: int, every: int = 1, backend: 
         loss = IsotropicLoss(config.N, config.d, config.r, be, nodes)
         a_star, a_err = _quadrature_minimiser(loss)
         with be.context():
-            rate = _number(be, config.eta) * _number(be, config.Lambda[0][0]) ** 2 / config.d
+            rate = gd_scale(_number(be, config.eta), _number(be, config.Lambda[0][0]), config.d)
             recorded, vs, losses = _descend(
                 lambda a: loss(a, hessian=False), lambda a, g: a - rate * g,
                 lambda a: abs(float(a - a_star)), be.scalar(0), steps, every, until, bar,
@@ -606,7 +621,7 @@ def simulate(config: ClassificationConfig, steps: int, every: int = 1, backend: 
         mc = MonteCarloLoss(config.N, config.d, config.classes, config.r, groups, samples, seed)
         v_star = mc.minimiser()
         a_star_f, a_err_f = (float(x) for x in mc.isotropic_minimiser())
-        step = eta * lam**2 / mult
+        step = gd_scale(eta, lam, mult)
         weight = mult / lam**2
 
         def distance(v):   # ||W - W*||_F^2 = sum_j ((v_j - v*_j) / lambda_j)^2

@@ -387,3 +387,36 @@ def test_report_section_has_laws_figures_and_estimator_tables(tmp_path):
         assert f"]({name})" in text
         assert (tmp_path / name).read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
     assert "weights.png" not in text                # no features section without features claims
+
+
+def _gd_on_w(s, eta, steps, N=16):
+    """GD on W itself, from the definition: Lambda = s I, d = 1, V = s W, so dL/dW = s L'(V) and
+    V(t+1) = s W(t+1) = V(t) - eta s^2 L'(V(t)) (typed here as the independent reference)."""
+    loss = IsotropicLoss(N, 1, 1)
+    v, out = 0.0, [0.0]
+    for _ in range(steps):
+        v = v - eta * s**2 * float(loss(v, hessian=False)[1])
+        out.append(v)
+    return np.array(out)
+
+
+def test_simulator_step_is_the_derived_gd_rule(monkeypatch):
+    """The simulator's step comes from theory.classification.gd_step: it matches GD on W, and a
+    perturbed derivation (twice the step) makes it fail."""
+    import numerics.classification as nc
+    import theory.classification as tc
+
+    def run():
+        config = ClassificationConfig.make(16, 1, "scaled:1.5", eta="0.5")
+        return simulate(config, 6).v[:, 0]
+
+    reference = _gd_on_w(1.5, 0.5, 6)
+    assert np.max(np.abs(run() - reference)) < 1e-12
+    expr, args = tc.gd_step()
+    monkeypatch.setattr(tc, "gd_step", lambda: (2 * expr, args))
+    nc._gd_step.cache_clear()
+    try:
+        assert np.max(np.abs(run() - reference)) > 1e-3
+    finally:
+        monkeypatch.undo()
+        nc._gd_step.cache_clear()

@@ -40,6 +40,7 @@ __all__ = [
     "multiclass_integrand",
     "stein_identity",
     "gd_rule",
+    "gd_step",
     "bayes_log_odds",
     "large_n_minimiser",
     "derivation",
@@ -171,6 +172,17 @@ def gd_rule():
     grad_W = half * sp.diag(g1, g2) * half
     V_next = sp.simplify(half * (W - eta * grad_W) * half)
     return V_next
+
+
+@lru_cache(maxsize=None)
+def gd_step():
+    """The step of one eigen-coordinate, ``(v_j - v_j(t+1)) / g_j``, read off :func:`gd_rule`:
+    ``eta lambda_j^2``.  Returns ``(expression, (eta, lambda))``."""
+    l1, l2, eta = sp.symbols("lambda_1 lambda_2 eta", positive=True)
+    g1, v1 = sp.symbols("g_1 v_1", real=True)
+    step = sp.simplify((v1 - gd_rule()[0, 0]) / g1)
+    lam = sp.Symbol("lambda", positive=True)
+    return step.subs(l1, lam), (eta, lam)
 
 
 def bayes_log_odds():
