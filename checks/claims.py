@@ -7,7 +7,6 @@ As a PEPit example returns the measured and the theoretical value, a claim holds
 """
 from __future__ import annotations
 
-import math
 from dataclasses import dataclass, field, fields, replace
 from typing import Callable
 
@@ -93,10 +92,6 @@ class Region:
     def describe(self) -> str:
         return ", ".join(f"{f.name} = {getattr(self, f.name)!r}" for f in fields(self)
                          if f.name != "sweep")
-
-
-def geometric_centre(lo, hi) -> float:
-    return math.sqrt(lo * hi)
 
 
 @dataclass(frozen=True)
