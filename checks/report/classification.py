@@ -22,9 +22,7 @@ def _plots(out_dir, verdicts, extras):
     for ax in axes:
         ax.set_xlabel("GD step")
         ax.legend(fontsize=6)
-    fig.tight_layout()
-    files["trajectories"] = "classification-gd.png"
-    save(fig, out_dir, files["trajectories"], tight=False)
+    files["trajectories"] = save(fig, out_dir, "classification-gd.png")
 
     panels = []
     for v in verdicts:
@@ -52,9 +50,7 @@ def _plots(out_dir, verdicts, extras):
     ax.set_xlabel("M")
     ax.set_title("inference error, W = 2 Lambda^-1 (N = oo)", fontsize=8)
     ax.legend(fontsize=6)
-    fig.tight_layout()
-    files["laws"] = "classification-laws.png"
-    save(fig, out_dir, files["laws"], tight=False)
+    files["laws"] = save(fig, out_dir, "classification-laws.png")
     return files, panels
 
 

@@ -32,8 +32,7 @@ def _plot_trajectory(out_dir, params):
     ax.legend(fontsize=7, ncol=2)
     ax.set_title(f"bilinear weights, K={params['K']}, N={params['N']}, p1={params['p1']}, "
                  f"eta={params['eta']}")
-    files["weights"] = "weights.png"
-    save(fig, out_dir, files["weights"])
+    files["weights"] = save(fig, out_dir, "weights.png")
 
     fig, ax = subplots(figsize=(7, 4))
     ax.semilogy(t, traj.loss[:, 0] - traj.loss_star[0], label="$L_1 - L_1^*$ (dominant)")
@@ -42,8 +41,7 @@ def _plot_trajectory(out_dir, params):
     ax.set_xlabel("GD step")
     ax.legend()
     ax.set_title("stage-wise convergence")
-    files["stagewise"] = "stagewise.png"
-    save(fig, out_dir, files["stagewise"])
+    files["stagewise"] = save(fig, out_dir, "stagewise.png")
 
     steps = [0] + [e for e in bands[2:] if e is not None]
     fig, axes = subplots(1, len(steps), figsize=(3 * len(steps), 3))
@@ -54,8 +52,7 @@ def _plot_trajectory(out_dir, params):
         if i == 0:
             ax.set_ylabel("attended feature n")
     fig.colorbar(im, ax=axes, shrink=0.8, label="E[Attn_n | x_q = v_k]")
-    files["attention"] = "attention.png"
-    save(fig, out_dir, files["attention"], tight=False)
+    files["attention"] = save(fig, out_dir, "attention.png", tight=False)
     return files, ends
 
 

@@ -36,9 +36,7 @@ def _plots(out_dir, extras):
     ax.set_title(f"n = {n}, H = {H}, d = {EXAMPLE['d']}, L = {EXAMPLE['L']}: three phases",
                  fontsize=9)
     ax.legend(fontsize=7)
-    fig.tight_layout()
-    files["loss"] = "multihead-loss.png"
-    save(fig, out_dir, files["loss"], tight=False)
+    files["loss"] = save(fig, out_dir, "multihead-loss.png")
 
     fig, axes = subplots(1, 2, figsize=(10, 3.6))
     for ax, values, name in zip(axes, (traj.omega, traj.mu), ("omega", "mu")):
@@ -50,9 +48,7 @@ def _plots(out_dir, extras):
         ax.set_xlabel("t")
         ax.set_title(f"{name}_(head, task) (colour: head, line: task)", fontsize=9)
         ax.legend(fontsize=6, ncol=2)
-    fig.tight_layout()
-    files["weights"] = "multihead-weights.png"
-    save(fig, out_dir, files["weights"], tight=False)
+    files["weights"] = save(fig, out_dir, "multihead-weights.png")
 
     times = [("end of warm-up", traj.warmup), ("limit", last)]
     fig, axes = subplots(1, 2, figsize=(7.5, 3.0))
@@ -70,8 +66,7 @@ def _plots(out_dir, extras):
                         color="w" if share[h, i] < 0.5 else "k")
         ax.set_title(f"key-query share, {label} (t = {when or last:.3g})", fontsize=8)
     fig.colorbar(im, ax=axes, shrink=0.8)
-    files["allocation"] = "multihead-allocation.png"
-    save(fig, out_dir, files["allocation"], tight=False)
+    files["allocation"] = save(fig, out_dir, "multihead-allocation.png", tight=False)
 
     fig, ax = subplots(figsize=(6.4, 3.4))
     for k, c in enumerate(SEPARATION):
@@ -83,9 +78,7 @@ def _plots(out_dir, extras):
     ax.set_ylabel("best single-head L~ / H-head limit")
     ax.set_title("separation ratio against the context length", fontsize=9)
     ax.legend(fontsize=7)
-    fig.tight_layout()
-    files["separation"] = "multihead-separation.png"
-    save(fig, out_dir, files["separation"], tight=False)
+    files["separation"] = save(fig, out_dir, "multihead-separation.png")
 
     drawn = extras["drawn"]
     fig, ax = subplots(figsize=(7, 0.45 * len(drawn) + 1.2))
@@ -97,9 +90,7 @@ def _plots(out_dir, extras):
     ax.set_yticks(range(len(drawn)), [_label(r["params"]) for r in drawn], fontsize=6)
     ax.set_xlabel("t (warm-up, emergence, convergence until the run settled)")
     ax.set_title("three phases over Hypothesis-generated configurations", fontsize=9)
-    fig.tight_layout()
-    files["phases"] = "multihead-phases.png"
-    save(fig, out_dir, files["phases"], tight=False)
+    files["phases"] = save(fig, out_dir, "multihead-phases.png")
     return files
 
 
