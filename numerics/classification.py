@@ -373,6 +373,15 @@ def _prompts(N, d, classes, r, samples, seed):
     return h, mu / classes, x, mu
 
 
+@lru_cache(maxsize=None)
+def _multiclass(classes: int):
+    """``(ell, grad, hess)`` of the ``c``-class cross-entropy in the logits, compiled from
+    :func:`theory.classification.multiclass_integrand` (numpy, one array per logit)."""
+    d = th.multiclass_integrand(classes)
+    flat = [d["ell"], *d["grad"], *(h for row in d["hess"] for h in row)]
+    return sp.lambdify(d["logits"], flat, "numpy", cse=True)
+
+
 class MonteCarloLoss:
     """Sample-average cross-entropy over ``samples`` prompts (fixed draws), as a function of the
     per-group diagonal ``v``: ``logit_k = sum_g v_g U[s, k, g]``, ``U[s, k, g] = sum_{j in g}
@@ -388,20 +397,19 @@ class MonteCarloLoss:
 
     def per_sample(self, v, limit=False, hessian=True):
         """Per-prompt loss, gradient ``(S, G)`` and Hessian ``(S, G, G)`` (None when not asked
-        for) at ``v``."""
+        for) at ``v``: the derived :func:`theory.classification.multiclass_integrand`, compiled,
+        at the logits shifted by their largest value, chained through ``logit = U v``."""
         U = self.U_inf if limit else self.U
         logits = U @ np.asarray(v, float)                 # (S, c)
-        top = logits.max(axis=1, keepdims=True)
-        p = np.exp(logits - top)
-        p /= p.sum(axis=1, keepdims=True)
-        loss = top[:, 0] + np.log(np.exp(logits - top).sum(axis=1)) - logits[:, 0]
-        resid = p.copy()
-        resid[:, 0] -= 1.0                                # softmax minus the one-hot label
+        logits = logits - logits.max(axis=1, keepdims=True)
+        c = self.classes
+        values = np.stack(np.broadcast_arrays(*_multiclass(c)(*logits.T)), axis=1)
+        loss, resid = values[:, 0], values[:, 1:c + 1]                      # ell, d ell/d logit
         grad = np.einsum("sk,skg->sg", resid, U)
         if not hessian:
             return loss, grad, None
-        mean_u = np.einsum("sk,skg->sg", p, U)
-        hess = np.einsum("sk,skg,skh->sgh", p, U, U) - mean_u[:, :, None] * mean_u[:, None, :]
+        second = values[:, c + 1:].reshape(-1, c, c)                       # d2 ell/d logit^2
+        hess = np.einsum("skg,skj,sjh->sgh", U, second, U, optimize=True)
         return loss, grad, hess
 
     def __call__(self, v, hessian=True):

@@ -420,3 +420,42 @@ def test_simulator_step_is_the_derived_gd_rule(monkeypatch):
     finally:
         monkeypatch.undo()
         nc._gd_step.cache_clear()
+
+
+def _mc_reference(mc, v):
+    """Mean cross-entropy from its definition, log sum_k e^{logit_k} - logit_1 (scipy)."""
+    from scipy.special import logsumexp
+
+    logits = mc.U @ v
+    return float(np.mean(logsumexp(logits, axis=1) - logits[:, 0]))
+
+
+def test_monte_carlo_loss_is_the_derived_integrand(monkeypatch):
+    """MonteCarloLoss compiles theory.classification.multiclass_integrand: its loss is the
+    cross-entropy, its gradient and Hessian are the finite differences of its loss and gradient,
+    and a perturbed derivation (the label's logit counted twice) makes the loss fail."""
+    import numerics.classification as nc
+    import theory.classification as tc
+
+    mc = nc.MonteCarloLoss(16, 4, 3, 1.5, np.array([0, 0, 1, 1]), samples=4000, seed=3)
+    v, h = np.array([1.2, 2.7]), 1e-5
+    loss, grad, hess = mc(v)
+    assert abs(loss - _mc_reference(mc, v)) < 1e-12
+    for g in range(2):
+        e = np.eye(2)[g] * h
+        assert abs((mc(v + e)[0] - mc(v - e)[0]) / (2 * h) - grad[g]) < 1e-7
+        assert np.max(np.abs((mc(v + e)[1] - mc(v - e)[1]) / (2 * h) - hess[g])) < 1e-7
+    original = tc.multiclass_integrand
+
+    def perturbed(c):
+        d = dict(original(c))
+        d["ell"] = d["ell"] - d["logits"][0]
+        return d
+
+    monkeypatch.setattr(tc, "multiclass_integrand", perturbed)
+    nc._multiclass.cache_clear()
+    try:
+        assert abs(mc(v)[0] - _mc_reference(mc, v)) > 1e-3
+    finally:
+        monkeypatch.undo()
+        nc._multiclass.cache_clear()

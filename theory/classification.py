@@ -152,12 +152,21 @@ def multiclass_integrand(c: int):
     """Cross-entropy of ``c`` classes for ``V = diag(v)`` per group, query class 1.
 
     ``logit_k = sum_g v_g U_{k,g}`` with ``U_{k,g} = sum_{j in g} h_{k,j} x~_{q,j}``;
-    ``ell = log sum_k e^{logit_k} - logit_1``; returns ``ell`` and ``d ell / d logit_k`` (softmax
-    minus the one-hot label); ``d ell / d v_g = sum_k (d ell / d logit_k) U_{k,g}``."""
+    ``ell = log sum_k e^{logit_k} - logit_1``; returns ``ell``, ``d ell / d logit_k`` (softmax
+    minus the one-hot label) and ``d^2 ell / d logit_k d logit_j``; by the chain rule
+    ``d ell / d v_g = sum_k (d ell / d logit_k) U_{k,g}`` and ``d^2 ell / d v_g d v_h =
+    sum_{k,j} (d^2 ell / d logit_k d logit_j) U_{k,g} U_{j,h}``.  ``ell`` is invariant under
+    ``logit_k -> logit_k - m`` (checked), hence so are its derivatives, so a simulator may shift
+    by the largest logit."""
     logits = sp.symbols(f"l1:{c + 1}", real=True)
     ell = sp.log(sum(sp.exp(x) for x in logits)) - logits[0]
-    grad = [sp.simplify(sp.diff(ell, x)) for x in logits]
-    return {"logits": logits, "ell": ell, "grad": grad}
+    m = sp.Symbol("m", real=True)
+    shifted = ell.subs({x: x - m for x in logits}, simultaneous=True)
+    assert sp.simplify(sp.expand_log(sp.factor_terms(sp.powsimp(sp.expand(shifted))), force=True)
+                       - ell) == 0, "the cross-entropy is not invariant under a common shift"
+    grad = [sp.diff(ell, x) for x in logits]
+    hess = [[sp.diff(g, x) for x in logits] for g in grad]
+    return {"logits": logits, "ell": ell, "grad": grad, "hess": hess}
 
 
 def gd_rule():
