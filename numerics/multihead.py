@@ -87,21 +87,23 @@ class MultiheadConfig:
 
 @lru_cache(maxsize=32)
 def _compiled(n, H, d, L, sigma, flow, module):
-    """``(loss(y), rhs(y))`` with ``y = (omega, mu)`` flattened, for ``module`` numpy or mpmath."""
+    """``(loss(y), rhs)`` with ``y = (omega, mu)`` flattened, for ``module`` numpy or mpmath;
+    ``rhs(y)`` is ``dy/dt`` of the merged or balanced flow, and for ``flow="log"`` it is
+    ``rhs(zeta)``, the derived :func:`theory.multihead.log_flow` in ``zeta = log y``."""
     omega, mu, ds, sig, Ls = th.symbols(n, H)
     values = {x: v for x, v in zip(ds, d)} | {sig: sigma, Ls: L}
     variables = [v for row in omega for v in row] + [v for row in mu for v in row]
-    flows = th.merged_flow(n, H) if flow == "merged" else th.balanced_flow(n, H)
     loss = th.reduced_loss(n, H).subs(values)
+    flows = {"log": th.log_flow, "merged": th.merged_flow, "balanced": th.balanced_flow}[flow](n, H)
     rhs = [flows[v].subs(values) for v in variables]
     return (sp.lambdify([variables], loss, modules=module, cse=True),
             sp.lambdify([variables], rhs, modules=module, cse=True))
 
 
-def _key(config: MultiheadConfig, module: str, merged: bool = False):
+def _key(config: MultiheadConfig, module: str, merged: bool = False, flow: str | None = None):
     return (config.n, config.H, config.d, config.L,
             sp.Rational(config.sigma.numerator, config.sigma.denominator),
-            "merged" if merged else config.flow, module)
+            flow or ("merged" if merged else config.flow), module)
 
 
 def reduced_loss(config: MultiheadConfig, y) -> float:
@@ -142,19 +144,17 @@ def integrate(config: MultiheadConfig, t_end: float, points: int = 400, digits: 
         digits = backend.digits
     t = np.unique(np.concatenate([[0.0], np.geomspace(1e-3, t_end, points - 1)]))
     y0 = config.initial()
-    # balanced Q, K, V, O from a positive start: omega, mu stay positive and
-    # d log(v)/dt = -2 dL~/dv (the merged flow, doubled), smooth and free of |v|; the flow is stiff
+    # balanced Q, K, V, O from a positive start: omega, mu stay positive and the derived
+    # log-coordinate flow (theory.multihead.log_flow) is smooth and free of |v|; the flow is stiff
     # near the limit (an implicit Runge-Kutta takes 10^4 steps where DOP853 takes 10^6)
     logs = config.flow == "balanced"
+    flow = "log" if logs else "merged"
     if digits is None:
         from scipy.integrate import solve_ivp
-        _, rhs = _compiled(*_key(config, "numpy", merged=True))
-        if logs:
-            def f(_t, z):
-                return 2 * np.asarray(rhs(np.exp(z)), float)
-        else:
-            def f(_t, y):
-                return np.asarray(rhs(y), float)
+        _, rhs = _compiled(*_key(config, "numpy", flow=flow))
+
+        def f(_t, z):
+            return np.asarray(rhs(np.exp(z) if logs else z), float)
 
         def leaves(_t, z):
             return _admissible(config, np.exp(z) if logs else z) - 1e-9
@@ -184,13 +184,10 @@ def integrate(config: MultiheadConfig, t_end: float, points: int = 400, digits: 
     else:
         import mpmath
         with mpmath.workdps(digits):
-            _, rhs = _compiled(*_key(config, "mpmath", merged=True))
-            if logs:
-                F = mpmath.odefun(lambda _t, z: [2 * v for v in rhs([mpmath.exp(x) for x in z])],
-                                  0, [mpmath.log(mpmath.mpf(repr(float(v)))) for v in y0])
-            else:
-                F = mpmath.odefun(lambda _t, y: rhs(list(y)), 0,
-                                  [mpmath.mpf(repr(float(v))) for v in y0])
+            _, rhs = _compiled(*_key(config, "mpmath", flow=flow))
+            start = [mpmath.mpf(repr(float(v))) for v in y0]
+            F = mpmath.odefun(lambda _t, z: rhs([mpmath.exp(v) for v in z] if logs else list(z)),
+                              0, [mpmath.log(v) for v in start] if logs else start)
 
         def state(s):
             with mpmath.workdps(digits):

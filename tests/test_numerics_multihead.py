@@ -65,3 +65,47 @@ def test_phases_are_located_in_order_and_the_models_compare():
     single, _ = best_loss(cfg, heads=1, starts=4)
     assert best <= loss[-1] * (1 + 1e-9)                      # the flow's limit is a candidate
     assert single > loss[-1]                                  # one head is worse (separation)
+
+
+def _balanced_reference(config, t_end):
+    """The balanced flow integrated in the weights themselves (no log coordinates), from
+    theory.multihead.balanced_flow with its |v| (solve_ivp, tight tolerances)."""
+    import sympy as sp
+    from scipy.integrate import solve_ivp
+
+    from theory import multihead as th
+
+    omega, mu, ds, sig, Ls = th.symbols(config.n, config.H)
+    variables = [v for row in omega + mu for v in row]
+    values = dict(zip(ds, config.d)) | {sig: 0, Ls: config.L}
+    flow = th.balanced_flow(config.n, config.H)
+    rhs = sp.lambdify([variables], [flow[v].subs(values) for v in variables], "numpy")
+    sol = solve_ivp(lambda _t, y: np.asarray(rhs(y), float), (0, t_end), config.initial(),
+                    method="Radau", rtol=1e-11, atol=1e-14)
+    return sol.y[:, -1]
+
+
+def test_simulator_integrates_the_derived_log_flow(monkeypatch):
+    """The balanced flow runs in log coordinates from theory.multihead.log_flow: it matches the
+    flow integrated in the weights, and a perturbed derivation (a factor 3/2) makes it fail."""
+    from sympy import Rational
+
+    import numerics.multihead as nm
+    from theory import multihead as th
+
+    config = MultiheadConfig.make(2, 2, [2, 3], 20)
+    reference = _balanced_reference(config, 2.0)
+
+    def run():
+        return integrate(config, 2.0, points=20)[1][-1]
+
+    assert np.max(np.abs(run() - reference)) < 1e-8
+    original = th.log_flow
+    monkeypatch.setattr(th, "log_flow", lambda n, H: {v: Rational(3, 2) * e for v, e in
+                                                      original(n, H).items()})
+    nm._compiled.cache_clear()
+    try:
+        assert np.max(np.abs(run() - reference)) > 1e-4
+    finally:
+        monkeypatch.undo()
+        nm._compiled.cache_clear()

@@ -29,7 +29,8 @@ from functools import lru_cache
 import sympy as sp
 
 __all__ = ["gaussian_tilt", "gaussian_mgf_ratio", "chi_square_mgf", "symbols", "reduced_loss",
-           "merged_flow", "balanced_flow", "balance_invariant", "derivation"]
+           "merged_flow", "balanced_flow", "log_flow", "balance_invariant",
+           "derivation"]
 
 
 def gaussian_tilt():
@@ -111,6 +112,22 @@ def balanced_flow(n: int, H: int) -> dict:
     return {v: 2 * sp.Abs(v) * rhs for v, rhs in flow.items()}
 
 
+@lru_cache(maxsize=None)
+def log_flow(n: int, H: int) -> dict:
+    """The balanced flow in log coordinates, for positive weights ``v = e^{zeta_v}``:
+    ``d zeta_v/dt = (dv/dt) / v = 2 |v| (-dL~/dv) / v = -2 dL~/dv``, smooth and free of ``|v|``
+    (a weight that starts positive stays positive).  ``{v: d log v/dt}``, written in the
+    weights; a simulator evaluates it at ``v = e^{zeta}``."""
+    flow = balanced_flow(n, H)
+    out = {}
+    for v, rhs in flow.items():
+        p = sp.Symbol(v.name, positive=True)
+        out[v] = (rhs.subs(v, p) / p).subs(p, v)
+        if out[v].has(sp.Abs):
+            raise ArithmeticError(f"|{v}| left in the log-coordinate flow")
+    return out
+
+
 def balance_invariant():
     """``d(q^2 - k^2)/dt`` under gradient flow on ``q, k`` for any loss of ``q k``: 0."""
     q, k = sp.symbols("q k", real=True)
@@ -135,4 +152,6 @@ def derivation(n: int = 2, H: int = 2) -> list[tuple[str, sp.Basic, str]]:
         (f"d{m}/dt (merged)", merged[m], "-dL~/dmu"),
         (f"d{w}/dt (balanced Q, K, V, O)", balanced[w], "factor q^2 + k^2 = 2 |omega|"),
         ("d(q^2 - k^2)/dt", balance_invariant(), "the balanced start is kept"),
+        (f"d log {w}/dt (balanced)", log_flow(n, H)[w],
+         "v = e^zeta > 0: d zeta/dt = -2 dL~/dv, what the simulator integrates"),
     ]
