@@ -18,20 +18,21 @@ from functools import lru_cache
 import mpmath
 import numpy as np
 
-from .backend import Backend
+from .backend import F64, Backend
 
 __all__ = ["KINDS", "jacobi_matrix", "rule"]
 
 KINDS = ("hermite", "gegenbauer", "laguerre", "krawtchouk")
 
 
-def jacobi_matrix(kind: str, n: int, param=None, ctx=None):
+def jacobi_matrix(kind: str, n: int, param=None, backend: Backend = F64):
     """Diagonal ``a_0..a_{n-1}`` and off-diagonal ``b_1..b_{n-1}`` of the monic recurrence.
 
-    ``param``: gamma (gegenbauer), alpha (laguerre), ``(N, p)`` (krawtchouk).  ``ctx`` is ``mpmath.mp``
-    for arbitrary precision, None for float64."""
-    sqrt = np.sqrt if ctx is None else ctx.sqrt
-    one = 1.0 if ctx is None else ctx.mpf(1)
+    ``param``: gamma (gegenbauer), alpha (laguerre), ``(N, p)`` (krawtchouk).  At an
+    arbitrary-precision ``backend`` the entries are ``mpmath`` numbers at the working precision
+    (the eigen-solver's library)."""
+    sqrt = mpmath.sqrt if backend.is_mp else np.sqrt
+    one = mpmath.mpf(1) if backend.is_mp else 1.0
     k = range(1, n)
     if kind == "hermite":
         a = [0 * one] * n
@@ -70,9 +71,9 @@ def _rule_f64(kind, n, param):
 
 
 @lru_cache(maxsize=256)
-def _rule_mp(kind, n, param, bits):
-    with mpmath.workprec(bits + 30):
-        a, b = jacobi_matrix(kind, n, param, mpmath.mp)
+def _rule_mp(kind, n, param, backend):
+    with mpmath.workprec(backend.bits + 30):
+        a, b = jacobi_matrix(kind, n, param, backend)
         J = mpmath.zeros(n, n)
         for i in range(n):
             J[i, i] = a[i]
@@ -90,7 +91,7 @@ def rule(kind: str, n: int, backend: Backend, param=None):
         raise ValueError("a rule needs at least one node")
     if not backend.is_mp:
         return _rule_f64(kind, n, param)
-    x, w = _rule_mp(kind, n, param, backend.bits)
+    x, w = _rule_mp(kind, n, param, backend)
     digits = backend.digits + 10
     with backend.context():
         return (backend.array([mpmath.nstr(v, digits) for v in x]),
