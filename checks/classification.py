@@ -15,7 +15,7 @@ from functools import lru_cache
 
 import numpy as np
 
-from numerics.classification import (ClassificationConfig, IsotropicLoss, MonteCarloLoss,
+from numerics.classification import (ClassificationConfig, IsotropicLoss, MonteCarloLoss, Nodes,
                                      gd_scale, inference_error, minimiser, minimiser_gap,
                                      simulate)
 from numerics.errors import SimulationError
@@ -296,11 +296,15 @@ OPTIONS = (
            choices=("auto", "quadrature", "montecarlo")),
     Option("--samples", "Monte Carlo prompts (>= 100)", "100000"),
     Option("--seed", "Monte Carlo seed", "0"),
+    Option("--nodes", "quadrature nodes per dimension count,cosine,noise,rest,query (default: "
+           "chosen from N and the precision; 30 digits take minutes at the defaults)"),
 ) + GD_OPTIONS
 
 
 #: A small run (the shared tests use it).
 EXAMPLE_ARGS = ("--N", "64", "--d", "1", "--eta", "2", "--steps", "5")
+#: A run at a small fixed rule, so float64 and 30 digits integrate the same sum (seconds).
+PRECISION_ARGS = ("--N", "6", "--d", "1", "--eta", "0.5", "--steps", "4", "--nodes", "7,2,10,1,40")
 
 
 def run_simulation(args):
@@ -309,9 +313,10 @@ def run_simulation(args):
     backend = backend_option(args)
     samples = whole_number(args.samples, "samples", at_least=100)
     seed = whole_number(args.seed, "seed", at_least=0)
+    nodes = Nodes.parse(args.nodes)
     start = time.perf_counter()
     traj = simulate(config, args.steps, args.every, backend, method=args.method, samples=samples,
-                    seed=seed, progress=progress_wanted(args))
+                    seed=seed, nodes=nodes, progress=progress_wanted(args))
     elapsed = time.perf_counter() - start
     cfg = traj.config
     lines = [f"classification  N={cfg['N']} d={cfg['d']} c={cfg['classes']} "
@@ -338,4 +343,4 @@ SETTING = Setting(
     derive=lambda: ("derived reduction (whitened coordinates; reconstructed model)",
                     thc.derivation()),
     options=OPTIONS, simulate=run_simulation, example=EXAMPLE_ARGS,
-    precision_example=None)
+    precision_example=PRECISION_ARGS)

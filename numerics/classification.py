@@ -22,6 +22,7 @@ and the minimiser is ``W* = a* Lambda^{-1}`` for every ``Lambda``.  Two estimato
 from __future__ import annotations
 
 import math
+import dataclasses
 from dataclasses import dataclass, field
 from fractions import Fraction
 from functools import lru_cache
@@ -184,6 +185,18 @@ class Nodes:
         extra = backend.digits // 2
         return cls(12 + extra, 12 + extra, noise + extra // 2, 8 + extra // 2,
                    64 + 4 * backend.digits)
+
+    @classmethod
+    def parse(cls, text: str | None) -> "Nodes | None":
+        """``"count,cosine,noise,rest,query"`` (whole numbers >= 1); None or ``""``: the
+        defaults of :meth:`for_backend`."""
+        if text is None or text == "":
+            return None
+        parts = text.split(",")
+        if len(parts) != 5:
+            raise ConfigError(f"--nodes takes 5 whole numbers count,cosine,noise,rest,query, "
+                              f"got {len(parts)}")
+        return cls(*(whole_number(x, "a node count", at_least=1, at_most=4096) for x in parts))
 
     def refined(self, factor: float = 1.5) -> "Nodes":
         return Nodes(*(int(math.ceil(factor * n)) for n in (self.count, self.cosine, self.noise,
@@ -648,6 +661,8 @@ def simulate(config: ClassificationConfig, steps: int, every: int = 1, backend: 
         raise SimulationError(bad, "the weights are not finite (NaN or overflow)")
     cfg = config.to_dict() | {"steps": steps, "every": every, "method": method,
                               "precision": be.digits, "number_type": be.name,
+                              "nodes": list(dataclasses.astuple(loss.nodes))
+                              if method == "quadrature" else None,
                               "samples": samples if method == "montecarlo" else None,
                               "seed": seed if method == "montecarlo" else None}
     return ClassificationTrajectory(config=cfg, t=recorded, v=v, loss=loss_arr, distance=dist,

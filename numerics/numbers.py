@@ -45,8 +45,8 @@ def positive_real(text, what: str) -> float:
     return value
 
 
-def whole_number(x, what: str, at_least: int | None = None) -> int:
-    """``x`` as a whole number (``at_least`` or more); :class:`ConfigError` otherwise."""
+def whole_number(x, what: str, at_least: int | None = None, at_most: int | None = None) -> int:
+    """``x`` as a whole number in ``[at_least, at_most]``; :class:`ConfigError` otherwise."""
     if isinstance(x, bool):
         raise ConfigError(f"{what} must be a whole number, got {x!r}")
     if isinstance(x, int):
@@ -61,4 +61,6 @@ def whole_number(x, what: str, at_least: int | None = None) -> int:
         value = int(f)
     if at_least is not None and value < at_least:
         raise ConfigError(f"{what} must be at least {at_least}, got {value}")
+    if at_most is not None and value > at_most:
+        raise ConfigError(f"{what} must be at most {at_most}, got {value}")
     return value

@@ -233,16 +233,11 @@ def test_reduction_matches_brute_force_gradient_in_original_coordinates(Lambda):
 # GD, minimiser, inference error
 
 
-def test_gd_quadrature_trajectory_in_float64_and_30_digits():
+def test_gd_with_a_small_step_decreases_the_loss():
     cfg = ClassificationConfig.make(6, 1, "scaled:1.5", 2, "1", "1/2")
-    nodes = Nodes(7, 2, 10, 1, 40)
-    t64 = simulate(cfg, 20, 5, nodes=nodes)
-    tmp = simulate(cfg, 20, 5, MP(30), nodes=nodes)
-    assert t64.t == tmp.t == [0, 5, 10, 15, 20]
-    assert np.max(np.abs(t64.v - tmp.v)) < 1e-13
-    assert len(tmp.exact["v"][0][0].replace("-", "").replace(".", "").split("e")[0]) >= 30
-    assert abs(tmp.a_star - t64.a_star) < 1e-12
-    assert np.all(np.diff(t64.loss) < 0)                  # GD with a small step decreases L
+    traj = simulate(cfg, 20, 5, nodes=Nodes(7, 2, 10, 1, 40))
+    assert traj.t == [0, 5, 10, 15, 20]
+    assert np.all(np.diff(traj.loss) < 0) and np.all(np.diff(traj.distance) < 0)
 
 
 @settings(max_examples=5)
@@ -305,30 +300,6 @@ def test_simulate_classification_cli(tmp_path, capsys):
     assert data["v"][0] == [0.0] and data["distance"][-1] < data["distance"][0]
     text = capsys.readouterr().out
     assert "a* =" in text and "linear rate rho" in text
-
-
-@pytest.mark.parametrize("extra, message", [
-    (["--Lambda", "1,2;3,4"], "not symmetric"), (["--classes", "1"], "at least 2"),
-    (["--N", "0"], "N must be at least 1"), (["--eta", "-1"], "positive finite"),
-    (["--precision", "0"], "at least 1"), (["--method", "quadrature", "--classes", "3"],
-                                             "two classes"),
-    (["--Lambda", "diag:1,2", "--method", "quadrature"], "Lambda = s * identity"),
-    (["--samples", "abc"], "whole number")])
-def test_simulate_classification_bad_input(tmp_path, capsys, extra, message):
-    out = tmp_path / "bad.json"
-    args = ["simulate", "classification", "--N", "16", "--d", "2", "--eta", "1", "--steps", "3",
-            "--out", str(out)]
-    for i in range(0, len(extra), 2):
-        if extra[i] in args:
-            args[args.index(extra[i]) + 1] = extra[i + 1]
-        else:
-            args += extra[i:i + 2]
-    if "--Lambda" in extra:
-        del args[args.index("--d"):args.index("--d") + 2]
-    assert main(args) == 2
-    err = capsys.readouterr().err
-    assert err.startswith("icl-verify: error: ") and message in err and err.count("\n") == 1
-    assert not out.exists()
 
 
 def test_bound_variables_are_per_setting(capsys):

@@ -87,16 +87,6 @@ def test_logits_do_not_depend_on_the_basis():
     assert np.max(np.abs(a - b)) <= 1e-12
 
 
-def test_float64_against_30_digits():
-    config = FeaturesConfig.make(4, 40, "0.4,0.3,0.2,0.1", "2")
-    lo = simulate(config, 200, every=20)
-    hi = simulate(config, 200, every=20, backend=MP(30))
-    err = np.max(np.abs(lo.logits - hi.logits))
-    assert err <= 1e-12
-    assert np.max(np.abs(lo.loss - hi.loss)) <= 1e-13
-    assert np.max(np.abs(hi.logits)) > 0.5
-
-
 def test_both_arbitrary_precision_libraries_agree():
     config = FeaturesConfig.make(3, 6, "imbalanced:0.6", "3")
     a = simulate(config, 15, every=5, backend=MP(35, "mpfr"))
