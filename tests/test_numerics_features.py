@@ -162,3 +162,31 @@ def test_arbitrary_precision_round_trip(tmp_path):
         for name in Trajectory.EXACT:
             a, b = np.ravel(traj.exact[name]), np.ravel(back.exact[name])
             assert all(abs(x - y) <= abs(x) * be.scalar("1e-24") for x, y in zip(a, b)), name
+
+
+def test_simulator_uses_the_derived_gradient(monkeypatch):
+    """Both exact estimators compile theory.features (the quadrature its integrand, enumeration its
+    direct form): a perturbed derivation (d l_k/d A_k doubled) stops matching brute-force GD."""
+    import numerics.prompts as npr
+    from theory import features as tf
+
+    p = [Fraction(1, 2), Fraction(1, 3), Fraction(1, 6)]
+    ref = gradient_descent(p, 4, 2.0, 30, 5, seed=7)
+    config = FeaturesConfig.make(3, 4, p, 2.0)
+    methods = ({"method": "quadrature"}, {"method": "enumeration", "grouped": False})
+    for kwargs in methods:
+        assert np.max(np.abs(simulate(config, 30, **kwargs).logits - ref)) <= 1e-10
+    integrand, direct = tf.integrand, tf.direct
+    monkeypatch.setattr(tf, "integrand", lambda name: (2 if name == "grad_own" else 1)
+                        * integrand(name))
+    monkeypatch.setattr(tf, "direct", lambda name: (2 if name == "grad_own" else 1) * direct(name))
+    caches = (npr._gf_kernel, npr._direct_kernel)
+    for cache in caches:
+        cache.cache_clear()
+    try:
+        for kwargs in methods:
+            assert np.max(np.abs(simulate(config, 30, **kwargs).logits - ref)) > 1e-3, kwargs
+    finally:
+        monkeypatch.undo()
+        for cache in caches:
+            cache.cache_clear()
