@@ -31,7 +31,7 @@ from dataclasses import asdict, dataclass, field
 import numpy as np
 from hypothesis import HealthCheck, Phase, example, given, settings, target
 
-from .bounds import evaluate_bound, parse_bound
+from .bounds import bound_value, evaluate_bound, parse_bound
 from .claims import KINDS, Claim, NotReached, Quantity
 
 __all__ = ["Verdict", "fit_exponent", "tail_exponent", "check_bound", "check_claim", "PROFILES",
@@ -96,9 +96,10 @@ def tail_exponent(points) -> dict | None:
     return fit
 
 
-def _evaluate(quantity: Quantity, bound_expr, params, max_steps):
-    """``(measured, bound)``; measured is None when the event was not reached."""
-    b = evaluate_bound(bound_expr, params)
+def _evaluate(quantity: Quantity, bound_expr, params, max_steps, positive=True):
+    """``(measured, bound)``; measured is None when the event was not reached.  The bound is
+    evaluated first: one that is not finite (or, for O(.), not positive) stops the check."""
+    b = evaluate_bound(bound_expr, params, positive)
     try:
         m = quantity(params, max_steps)
     except NotReached:
@@ -107,8 +108,8 @@ def _evaluate(quantity: Quantity, bound_expr, params, max_steps):
 
 
 def _task(args):
-    quantity, bound, params, max_steps = args
-    return _evaluate(quantity, parse_bound(bound, quantity.variables), params, max_steps)
+    quantity, bound, params, max_steps, positive = args
+    return _evaluate(quantity, parse_bound(bound, quantity.variables), params, max_steps, positive)
 
 
 #: Exact inequalities ``measured REL bound``, by kind.
@@ -145,6 +146,9 @@ def check_bound(quantity: Quantity, bound: str, region, profile: str = "quick",
     if examples is not None:
         opts["examples"] = examples
     expr = parse_bound(bound, quantity.variables)
+    for params in [region.base()] + [p for var in region.sweep
+                                     for p in region.sweep_points(var, opts["points"])]:
+        evaluate_bound(expr, params, kind == "O")     # before any work: finite (and positive)
     evaluations = []
 
     def record(params, m, b, where):
@@ -164,7 +168,7 @@ def check_bound(quantity: Quantity, bound: str, region, profile: str = "quick",
               suppress_health_check=list(HealthCheck), report_multiple_bugs=False)
     @given(region.strategy())
     def probe(params):
-        m, b = _evaluate(quantity, expr, params, opts["max_steps"])
+        m, b = _evaluate(quantity, expr, params, opts["max_steps"], kind == "O")
         ratio = record(params, m, b, "search")
         if ratio is None:
             return
@@ -193,7 +197,8 @@ def check_bound(quantity: Quantity, bound: str, region, profile: str = "quick",
                 tasks[var] = pts
         flat = [(var, p) for var, pts in tasks.items() for p in pts]
         mapper = executor.map if executor is not None else map
-        results = list(mapper(_task, [(quantity, bound, p, opts["max_steps"]) for _, p in flat]))
+        results = list(mapper(_task, [(quantity, bound, p, opts["max_steps"], kind == "O")
+                                      for _, p in flat]))
         for (var, params), (m, b) in zip(flat, results):
             record(params, m, b, f"sweep {var}")
         weights, reference = _term_weights(expr, evaluations)
@@ -232,7 +237,7 @@ def _term_weights(expr, evaluations):
     rows = [e for e in evaluations if e["measured"] is not None and e["measured"] > 0]
     if len(terms) < 2 or len(rows) < len(terms) + 2:
         return plain
-    values = np.array([[evaluate_bound(t, e["params"]) for t in terms] for e in rows])
+    values = np.array([[bound_value(t, e["params"]) for t in terms] for e in rows])
     if not np.all(values > 0):
         return plain
     measured = np.array([e["measured"] for e in rows])

@@ -117,7 +117,7 @@ def test_toy_setting_runs_through_every_command(toy, tmp_path, capsys):
     assert main(["bound", "toy.steps", "--bound", "1/eta", "--executor", "serial"]) == 0
     assert "toy.steps: refuted" in capsys.readouterr().out
     assert main(["bound", "toy.steps", "--bound", "1/K"]) == 2
-    assert "unknown symbol K" in capsys.readouterr().err
+    assert "unknown name 'K'" in capsys.readouterr().err
 
     assert main(["derive", "toy", "--format", "text"]) == 0
     assert "w_t = 1 - (1 - eta)**t" in capsys.readouterr().out
