@@ -93,6 +93,15 @@ class Region:
         return ", ".join(f"{f.name} = {getattr(self, f.name)!r}" for f in fields(self)
                          if f.name != "sweep")
 
+    #: Open intervals a variable must lie in, beyond being positive (e.g. a probability).
+    DOMAIN: dict = {}
+
+    def where(self, clauses, variables) -> "Region":
+        """This region restricted by ``clauses`` (``"K=8..64"``, ``"p1=0.5"``, ``"N=4*K**2"``):
+        see :func:`checks.region.restrict`."""
+        from .region import restrict
+        return restrict(self, clauses, variables)
+
 
 @dataclass(frozen=True)
 class Claim:
@@ -156,8 +165,9 @@ class Setting:
     (``simulate`` validates its arguments in one call and raises ``ConfigError`` in one line);
     ``report(verdicts, out_dir, profile, executor) -> Markdown lines``: its report section;
     ``example``: a small valid argument list of ``icl-verify simulate NAME`` (without ``--out``),
-    which the shared tests run; ``precision_example``: one cheap enough to run again at 30 digits
-    (None when only the setting's own tests compare the precisions, on its kernels)."""
+    which the shared tests run; ``precision_example``: one cheap enough to run again at 30 digits;
+    ``observables``: name -> number of indices, what a user's event condition may read, and
+    ``event(condition, family, feature) -> Quantity``: the first step at which it holds."""
 
     name: str
     title: str
@@ -171,6 +181,8 @@ class Setting:
     report: Callable | None = field(default=None, compare=False)
     example: tuple = ()
     precision_example: tuple | None = None
+    observables: dict = field(default_factory=dict, compare=False)
+    event: Callable | None = field(default=None, compare=False)
 
     def with_report(self, report: Callable) -> "Setting":
         return replace(self, report=report)

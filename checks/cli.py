@@ -3,8 +3,9 @@
     icl-verify derive SETTING [--format text|latex|both]
     icl-verify simulate SETTING [its options] --out FILE     (icl-verify simulate SETTING --help)
     icl-verify list
-    icl-verify check [CLAIM ...] [--profile quick|thorough] [--json FILE] [--report DIR]
-    icl-verify bound QUANTITY --bound EXPR [--examples N] [--json FILE]
+    icl-verify check [CLAIM ...] [--claims FILE.toml] [--where CLAUSE ...] [--profile P]
+                     [--json FILE] [--report DIR]
+    icl-verify bound QUANTITY --bound EXPR [--where CLAUSE ...] [--examples N] [--json FILE]
 
 Every command loops over :func:`checks.settings.settings`; a setting brings its own simulate
 options, derivation, quantities, claims and report section.  A user mistake prints one line
@@ -30,6 +31,10 @@ class UserError(Exception):
 class _Parser(argparse.ArgumentParser):
     def error(self, message):  # one line, no usage dump
         raise UserError(message)
+
+
+WHERE_HELP = ("restrict the region: VAR=LO..HI, VAR=VALUE or VAR=LAW in the other variables "
+              "(e.g. K=8..64, p1=0.5, N=4*K**2, epsilon=1/K); repeat for several")
 
 
 def _parser(settings: dict) -> argparse.ArgumentParser:
@@ -59,6 +64,10 @@ def _parser(settings: dict) -> argparse.ArgumentParser:
     check.add_argument("--json", help="write the verdicts as JSON")
     check.add_argument("--report", help="write report.md and figures into this folder")
     check.add_argument("--executor", default=None, help=executor_help)
+    check.add_argument("--where", action="append", default=[], metavar="CLAUSE", help=WHERE_HELP)
+    check.add_argument("--claims", dest="claims_file", metavar="FILE",
+                       help="run the claims of this TOML file "
+                       "(see the README) instead of the shipped ones")
 
     variables = "; ".join(f"{n}: {', '.join(s.variables)}" for n, s in settings.items())
     bound = sub.add_parser("bound", help="verdict for a user-supplied bound on a quantity")
@@ -69,6 +78,7 @@ def _parser(settings: dict) -> argparse.ArgumentParser:
     bound.add_argument("--profile", choices=["quick", "thorough"], default="quick")
     bound.add_argument("--json", help="write the verdict as JSON")
     bound.add_argument("--executor", default=None, help=executor_help)
+    bound.add_argument("--where", action="append", default=[], metavar="CLAUSE", help=WHERE_HELP)
     return parser
 
 
@@ -128,13 +138,23 @@ def _print_verdict(v) -> None:
 def _check(args, settings) -> int:
     from checks.verdict import check_claim
 
-    claims = {cid: (s, c) for s in settings.values() for cid, c in s.claims.items()}
+    if args.claims_file:
+        from checks.claimsfile import load_claims
+        claims = load_claims(args.claims_file, settings)
+    else:
+        claims = {cid: (s, c) for s in settings.values() for cid, c in s.claims.items()}
     unknown = [c for c in args.claims if c not in claims]
     if unknown:
         raise UserError(f"unknown claim {unknown[0]}; known: {', '.join(claims)}")
+    ids = args.claims or list(claims)
+    if args.where:
+        from dataclasses import replace
+        claims = {cid: (s, replace(c, region=c.region.where(args.where, c.quantity.variables)))
+                  for cid, (s, c) in claims.items()}
+        for cid in ids:
+            claims[cid][1].region.base()               # a bad clause: one line, before any run
     if args.json:
         _check_out(args.json)
-    ids = args.claims or list(claims)
     verdicts = []
     show = sys.stderr.isatty()
     with _executor(args.executor) as ex:
@@ -182,12 +202,16 @@ def _bound(args, settings) -> int:
         raise UserError(f"unknown quantity {args.quantity}; see icl-verify list")
     quantity = owner.quantities[args.quantity]
     parse_bound(args.bound, quantity.variables)
+    if args.where:
+        owner.region.where(args.where, quantity.variables).base()      # bad clauses: one line
     examples = None if args.examples is None else whole_number(args.examples, "examples", at_least=1)
     if args.json:
         _check_out(args.json)
     bar = _bar(None, sys.stderr.isatty())
     with _executor(args.executor) as ex:
-        v = check_bound(quantity, args.bound, owner.region, profile=args.profile,
+        region = owner.region.where(args.where, quantity.variables) if args.where else \
+            owner.region
+        v = check_bound(quantity, args.bound, region, profile=args.profile,
                         examples=examples, executor=ex, progress=bar.update)
     bar.close()
     _print_verdict(v)
@@ -208,6 +232,9 @@ _COMMANDS = {"simulate": _simulate, "derive": _derive, "list": _list, "check": _
 
 def main(argv=None) -> int:
     from checks.bounds import BoundError
+    from checks.claimsfile import ClaimsFileError
+    from checks.events import EventError
+    from checks.region import WhereError
     from checks.settings import settings as registered
     from numerics.errors import ConfigError, SimulationError
 
@@ -215,7 +242,7 @@ def main(argv=None) -> int:
     try:
         args = _parser(settings).parse_args(argv)
         return _COMMANDS[args.command](args, settings)
-    except (UserError, ConfigError, BoundError) as exc:
+    except (UserError, ConfigError, BoundError, WhereError, ClaimsFileError, EventError) as exc:
         print(f"{PROG}: error: {exc}", file=sys.stderr)
         return 2
     except SimulationError as exc:

@@ -22,12 +22,13 @@ from numerics.prompts import METHODS
 from theory import features as th
 
 from .bounds import evaluate_bound, parse_bound
+from .events import EventError, compile_event
 from .claims import Claim, NotReached, Option, Quantity, Region as _Region, Setting
 from .options import GD_OPTIONS, backend_option, progress_wanted
 
 __all__ = ["EVENTS", "register_event", "EVENT_QUANTITIES", "QUANTITIES", "VARIABLES", "measure",
            "measure_many", "Region", "CLAIMS", "config_for", "DEFAULT_REGION", "SETTING",
-           "EXAMPLE", "mean_field_predictions", "example_run"]
+           "EXAMPLE", "mean_field_predictions", "example_run", "OBSERVABLES", "event_quantity"]
 
 #: Variables a bound may use: K features, prompt length N, step size eta, accuracy epsilon, p1.
 VARIABLES = ("K", "N", "eta", "epsilon", "p1")
@@ -138,6 +139,7 @@ class Region(_Region):
     sweep: tuple[str, ...] = ("K", "epsilon", "eta")
 
     INVERSE = ("epsilon", "eta")
+    DOMAIN = {"p1": (0, 1)}
 
     def n_of(self, K: int) -> int:
         """Prompt length at K: ``N`` evaluated and rounded up."""
@@ -219,6 +221,48 @@ def _monotone_own_weight(params, max_steps):
 
 def _event_time(name, params, max_steps):
     return measure(name, params, max_steps)
+
+
+#: What a user's event may read, with its number of indices (1-based, as in the paper):
+#: ``A[k] = Z[k, k]``, ``B[k, n] = Z[n, k]``, ``attention[n, k] = E[Attn_n | x_q = v_k]``,
+#: ``loss[k]``, ``loss_star[k]`` (``L_k^*``), ``concentration[k] = E[(1 - Attn_k)^2]``; and ``t``.
+OBSERVABLES = {"A": 1, "B": 2, "attention": 2, "loss": 1, "loss_star": 1, "concentration": 1}
+FAMILIES = ("balanced", "imbalanced")
+
+
+def _observed(snap: Snapshot, params: dict) -> dict:
+    return dict(params) | {"t": snap.t, "A": np.diagonal(snap.logits), "B": snap.logits.T,
+                           "attention": snap.attention, "loss": snap.loss,
+                           "loss_star": snap.loss_star, "concentration": snap.concentration}
+
+
+def _user_event(condition: str, family: str, feature, params: dict, max_steps: int) -> int:
+    predicate = compile_event(condition, VARIABLES, tuple(OBSERVABLES.items()), feature)
+    found = []
+
+    def observe(snap):
+        if predicate(_observed(snap, params)):
+            found.append(snap.t)
+            return True
+        return False
+
+    simulate(config_for(family, params), max_steps, every=max_steps, observe=observe)
+    if not found:
+        raise NotReached(f"{condition!r} not reached within {max_steps} steps at {params}")
+    return found[0]
+
+
+def event_quantity(condition: str, family: str | None = None, feature: int | None = None):
+    """The first GD step at which ``condition`` holds (a :class:`Quantity`), in ``family``
+    (balanced | imbalanced) for ``feature`` (1-based: v_1 is the dominant feature)."""
+    if family not in FAMILIES:
+        raise EventError(f"family must be one of {', '.join(FAMILIES)} for a features event, "
+                         f"got {family!r}")
+    compile_event(condition, VARIABLES, tuple(OBSERVABLES.items()), feature)
+    where = f"{family}" + ("" if feature is None else f", feature {feature}")
+    return Quantity(f"features.event[{condition}]",
+                    partial(_user_event, condition, family, feature),
+                    f"first step with {condition} ({where})", VARIABLES)
 
 
 _DESCRIPTIONS = {"features.stagewise.lead": "T_1 - T_2: convergence step of the dominant feature "
@@ -411,4 +455,4 @@ SETTING = Setting(
     variables=VARIABLES, quantities=QUANTITIES, claims=CLAIMS, region=DEFAULT_REGION,
     derive=lambda: ("derived dynamics (S2 = sum_m Attn_m^2)", th.derivation()),
     options=OPTIONS, simulate=run_simulation, example=EXAMPLE_ARGS,
-    precision_example=EXAMPLE_ARGS)
+    precision_example=EXAMPLE_ARGS, observables=OBSERVABLES, event=event_quantity)

@@ -62,6 +62,7 @@ class Verdict:
     term_weights: dict | None = None  # weights of the bound's terms in the growth test
     statement: str = ""
     source: str = ""
+    region: str = ""                  # where it was checked (the region's description)
 
     def to_json(self) -> dict:
         return asdict(self)
@@ -217,8 +218,10 @@ def check_bound(quantity: Quantity, bound: str, region, profile: str = "quick",
                 exponents[var] = fit
         verdict = _decide(quantity.name, bound, kind, evaluations, exponents, failing)
         verdict.term_weights = weights
-        return verdict
-    return _decide(quantity.name, bound, kind, evaluations, exponents, failing)
+    else:
+        verdict = _decide(quantity.name, bound, kind, evaluations, exponents, failing)
+    verdict.region = region.describe()
+    return verdict
 
 
 def _term_weights(expr, evaluations):
