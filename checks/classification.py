@@ -11,7 +11,7 @@ from __future__ import annotations
 import math
 import time
 from dataclasses import dataclass
-from functools import lru_cache
+from functools import lru_cache, partial
 
 import numpy as np
 
@@ -23,6 +23,7 @@ from numerics.numbers import whole_number
 from theory import classification as thc
 
 from .claims import Claim, NotReached, Option, Quantity, Region as _Region, Setting
+from .events import EventError, compile_event
 from .options import GD_OPTIONS, backend_option, progress_wanted
 from .verdict import check_bound, fit_exponent, tail_exponent
 
@@ -116,6 +117,42 @@ def _run(params, max_steps):
                         samples=GD_SAMPLES, until=RATE_TOLERANCE), config
     except SimulationError as exc:
         raise NotReached(f"GD broke down at {params}: {exc}") from None
+
+
+#: What a user's event may read: the loss and ``||W_t - W*||_F`` at GD step ``t``.
+OBSERVABLES = {"loss": 0, "distance": 0}
+
+
+def _user_event(condition: str, params: dict, max_steps: int) -> int:
+    predicate = compile_event(condition, VARIABLES, tuple(OBSERVABLES.items()), None)
+    config = config_for(params)
+    quad = config.classes == 2 and config.isotropic and config.d == 1
+    found = []
+
+    def observe(t, loss, distance):
+        if predicate(dict(params) | {"t": t, "loss": loss, "distance": distance}):
+            found.append(t)
+            return True
+        return False
+
+    try:
+        simulate(config, max_steps, every=max_steps, method="quadrature" if quad else "montecarlo",
+                 samples=GD_SAMPLES, observe=observe)
+    except SimulationError as exc:
+        raise NotReached(f"GD broke down at {params}: {exc}") from None
+    if not found:
+        raise NotReached(f"{condition!r} not reached within {max_steps} steps at {params}")
+    return found[0]
+
+
+def event_quantity(condition: str, family: str | None = None, feature: int | None = None):
+    """The first GD step at which ``condition`` (over ``loss``, ``distance``, ``t`` and the
+    variables) holds, as a :class:`Quantity`."""
+    if family is not None or feature is not None:
+        raise EventError("classification events take no family or feature")
+    compile_event(condition, VARIABLES, tuple(OBSERVABLES.items()), None)
+    return Quantity(f"classification.event[{condition}]", partial(_user_event, condition),
+                    f"first GD step with {condition}", VARIABLES)
 
 
 def _rate(params, max_steps):
@@ -343,4 +380,4 @@ SETTING = Setting(
     derive=lambda: ("derived reduction (whitened coordinates; reconstructed model)",
                     thc.derivation()),
     options=OPTIONS, simulate=run_simulation, example=EXAMPLE_ARGS,
-    precision_example=PRECISION_ARGS)
+    precision_example=PRECISION_ARGS, observables=OBSERVABLES, event=event_quantity)

@@ -112,6 +112,12 @@ def _list(args, settings) -> int:
     for setting in settings.values():
         for name, q in setting.quantities.items():
             print(f"  {name:<45} {q.description}")
+    print("variables and event observables (1-based indices; an event's k is its feature):")
+    for setting in settings.values():
+        seen = ", ".join(name + ("" if n == 0 else "[" + ", ".join("ijlm"[:n]) + "]")
+                         for name, n in setting.observables.items())
+        print(f"  {setting.name:<15} variables: {', '.join(setting.variables)}; observables: "
+              f"{seen or 'none'}, t")
     return 0
 
 

@@ -27,11 +27,13 @@ class EventError(ValueError):
 def compile_event(condition: str, variables: tuple, observables: tuple, feature: int | None):
     """``predicate(values: dict) -> bool`` for ``condition``; ``values`` maps each observable to
     its array (0-based) and each variable and ``t`` to a number.  ``observables`` is a tuple of
-    ``(name, number of indices)``; ``feature`` (1-based) is the value of ``k``."""
+    ``(name, number of indices)`` (0: a number); ``feature`` (1-based) is the value of ``k``."""
     k = sp.Symbol("k", integer=True, positive=True)
-    names = symbols(variables) | {"t": sp.Symbol("t", nonnegative=True)}
+    names = symbols(variables) | {"t": sp.Symbol("t", nonnegative=True)} | {
+        name: sp.Symbol(name, real=True) for name, count in observables if count == 0}
+    indexed = {name: count for name, count in observables if count > 0}
     try:
-        cond = parse_condition(condition, names, dict(observables), {"k": k})
+        cond = parse_condition(condition, names, indexed, {"k": k})
     except ExpressionError as exc:
         raise EventError(f"event: {exc}") from None
     if cond.has(k):

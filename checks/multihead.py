@@ -17,12 +17,13 @@ from functools import lru_cache, partial
 import numpy as np
 
 from numerics.errors import SimulationError
-from numerics.multihead import (MultiheadConfig, best_loss, integrate, monte_carlo_loss,
-                                reduced_loss, simulate)
+from numerics.multihead import (SETTLE, T_END, MultiheadConfig, best_loss, integrate,
+                                monte_carlo_loss, reduced_loss, simulate)
 from numerics.numbers import positive_real, whole_number
 from theory import multihead as thm
 
 from .claims import Claim, NotReached, Option, Quantity, Region as _Region, Setting
+from .events import EventError, compile_event
 from .options import precision
 
 __all__ = ["Region", "QUANTITIES", "CLAIMS", "VARIABLES", "DEFAULT_REGION", "config_for",
@@ -176,6 +177,52 @@ def _phase(name, params, max_steps):
     if value is None:
         raise NotReached(f"the {name} event did not happen by t = 10^5 at {params}")
     return value
+
+
+#: What a user's event may read at flow time ``t``: the reduced loss, ``omega[h, i]`` and
+#: ``mu[h, i]`` (head h, task i; 1-based).
+OBSERVABLES = {"loss": 0, "omega": 2, "mu": 2}
+
+
+def _user_event(condition: str, params: dict, max_steps: int) -> float:
+    """The first flow time at which ``condition`` holds: the first grid point where it does,
+    then bisection on the continuous solution to 1e-9 relative (``max_steps`` is not used: the
+    flow runs to t = 10^5 or until it settles)."""
+    predicate = compile_event(condition, VARIABLES, tuple(OBSERVABLES.items()), None)
+    config = config_for(params)
+    try:
+        t, Y, loss, state = integrate(config, T_END, dense=True, settle=SETTLE)
+    except SimulationError as exc:
+        raise NotReached(f"the flow broke down at {params}: {exc}") from None
+    size = config.H * config.n
+
+    def holds(s, y=None):
+        y = state(s) if y is None else y
+        return predicate(dict(params) | {
+            "t": s, "loss": float(reduced_loss(config, y)),
+            "omega": np.reshape(y[:size], (config.H, config.n)),
+            "mu": np.reshape(y[size:], (config.H, config.n))})
+
+    hit = next((j for j in range(len(t)) if holds(t[j], Y[j])), None)
+    if hit is None:
+        raise NotReached(f"{condition!r} did not hold by t = {t[-1]:.6g} at {params}")
+    if hit == 0:
+        return float(t[0])
+    lo, hi = float(t[hit - 1]), float(t[hit])
+    while hi - lo > 1e-9 * hi:
+        mid = (lo + hi) / 2
+        lo, hi = (lo, mid) if holds(mid) else (mid, hi)
+    return hi
+
+
+def event_quantity(condition: str, family: str | None = None, feature: int | None = None):
+    """The first flow time at which ``condition`` (over ``loss``, ``omega[h, i]``, ``mu[h, i]``,
+    ``t`` and the variables) holds, as a :class:`Quantity`."""
+    if family is not None or feature is not None:
+        raise EventError("multihead events take no family or feature")
+    compile_event(condition, VARIABLES, tuple(OBSERVABLES.items()), None)
+    return Quantity(f"multihead.event[{condition}]", partial(_user_event, condition),
+                    f"first flow time with {condition}", VARIABLES)
 
 
 def _speed_ratio(params, max_steps):
@@ -430,4 +477,4 @@ SETTING = Setting(
     derive=lambda: ("derived large-L reduction and flows (spectral coordinates; reconstructed "
                     "model)", thm.derivation()),
     options=OPTIONS, simulate=run_simulation, example=EXAMPLE_ARGS,
-    precision_example=EXAMPLE_ARGS)
+    precision_example=EXAMPLE_ARGS, observables=OBSERVABLES, event=event_quantity)

@@ -573,10 +573,11 @@ class ClassificationTrajectory(Record):
                 "high": math.exp(fit.slope + half_width), "steps": [t[0], t[-1]]}
 
 
-def _descend(evaluate, update, distance, state, steps, every, until, bar, finite):
+def _descend(evaluate, update, distance, state, steps, every, until, bar, finite, observe=None):
     """The GD loop of both estimators: ``evaluate(state) -> (L, g)``, ``update(state, g)``; records
     every ``every``-th step, the last, and the first with ``distance <= until * distance(start)``
-    (where it stops).  Returns the recorded steps, states and losses."""
+    or with ``observe(t, L, distance) `` true (where it stops).  Returns the recorded steps,
+    states and losses."""
     recorded, states, losses = [], [], []
     first = distance(state)
     for t in range(steps + 1):
@@ -584,6 +585,7 @@ def _descend(evaluate, update, distance, state, steps, every, until, bar, finite
         if not finite(L, g):
             raise SimulationError(t, "the loss or its gradient is not finite")
         stop = until is not None and distance(state) <= until * first
+        stop = stop or (observe is not None and observe(t, float(L), float(distance(state))))
         if t % every == 0 or t == steps or stop:
             recorded.append(t)
             states.append(state)
@@ -598,10 +600,12 @@ def _descend(evaluate, update, distance, state, steps, every, until, bar, finite
 
 def simulate(config: ClassificationConfig, steps: int, every: int = 1, backend: Backend = F64,
              method: str = "auto", samples: int = 100_000, seed: int = 0, nodes: Nodes | None = None,
-             progress: bool = False, until: float | None = None) -> ClassificationTrajectory:
+             progress: bool = False, until: float | None = None,
+             observe=None) -> ClassificationTrajectory:
     """GD from ``W = 0`` for ``steps`` steps, recording every ``every``-th (and the last).
 
-    ``until``: stop (and record) at the first step with ``||W_t - W*|| <= until ||W_0 - W*||``.
+    ``until``: stop (and record) at the first step with ``||W_t - W*|| <= until ||W_0 - W*||``;
+    ``observe(t, loss, distance) -> bool``: stop (and record) at the first step where it is true.
 
     ``quadrature`` needs two classes and ``Lambda`` a multiple of the identity (then ``V = a I``
     at every step); ``montecarlo`` runs any configuration in float64.  Raises
@@ -626,7 +630,8 @@ def simulate(config: ClassificationConfig, steps: int, every: int = 1, backend: 
             recorded, vs, losses = _descend(
                 lambda a: loss(a, hessian=False), lambda a, g: a - rate * g,
                 lambda a: abs(float(a - a_star)), be.scalar(0), steps, every, until, bar,
-                lambda L, g: be.isfinite(np.array([L, g], dtype=object if be.is_mp else float)))
+                lambda L, g: be.isfinite(np.array([L, g], dtype=object if be.is_mp else float)),
+                observe)
             v_star = np.array([a_star])
             exact = None
             if be.is_mp:
@@ -652,7 +657,7 @@ def simulate(config: ClassificationConfig, steps: int, every: int = 1, backend: 
             recorded, vs, losses = _descend(
                 lambda v: mc(v, hessian=False)[:2], lambda v, g: v - step * g, distance,
                 np.zeros(len(lam)), steps, every, until, bar,
-                lambda L, g: np.isfinite(L) and np.all(np.isfinite(g)))
+                lambda L, g: np.isfinite(L) and np.all(np.isfinite(g)), observe)
         v, loss_arr, exact = np.array(vs), np.array(losses), None
         dist = np.sqrt(((v - v_star) ** 2 * weight).sum(axis=1))
     bar.close()

@@ -154,3 +154,25 @@ def test_bad_claims_file_is_one_line_and_runs_nothing(text, message, tmp_path, c
 def test_missing_claims_file(tmp_path, capsys):
     assert main(["check", "--claims", str(tmp_path / "none.toml")]) == 2
     assert "cannot be read" in capsys.readouterr().err
+
+
+def test_events_of_classification_and_multihead():
+    from checks.classification import event_quantity as classification_event
+    from checks.multihead import event_quantity as multihead_event
+    from checks.multihead import run
+
+    p = {"n": 2, "H": 2, "d": 4, "L": 50, "init": 0.01}
+    traj = run(p)
+    level = float(traj.loss[0] + traj.loss[-1]) / 2
+    t = multihead_event(f"loss <= {level!r}")(p)
+    # the first time the loss is at most the level, to the bisection's tolerance, on the grid
+    first = next(s for s, value in zip(traj.t, traj.loss) if value <= level)
+    assert t <= first and t > max(s for s in traj.t if s < first) - 1e-9
+    q = {"N": 64, "M": 64, "c": 2, "d": 1, "eta": 2.0, "kappa": 1.0, "r": 1.0}
+    steps = classification_event("distance <= 0.01")(q)
+    from checks.classification import config_for
+    from numerics.classification import simulate
+    traj = simulate(config_for(q), steps, method="quadrature")
+    assert traj.distance[-1] <= 0.01 < traj.distance[-2]
+    with pytest.raises(Exception, match="no family or feature"):
+        classification_event("loss <= 1", "imbalanced")
