@@ -8,9 +8,9 @@ from __future__ import annotations
 
 import numpy as np
 
-from numerics import F64, MP, Columns, expect
-from numerics.features import FeaturesConfig, simulate
-from theory.features import QUANTITIES
+from icl_verifier.numerics import F64, MP, Columns, expect
+from icl_verifier.numerics.features import FeaturesConfig, simulate
+from icl_verifier.theory.features import QUANTITIES
 
 NAMES = tuple(QUANTITIES)
 

@@ -13,8 +13,8 @@ import time
 
 import numpy as np
 
-from numerics.backend import MP
-from numerics.classification import (ClassificationConfig, IsotropicLoss, MonteCarloLoss, Nodes,
+from icl_verifier.numerics.backend import MP
+from icl_verifier.numerics.classification import (ClassificationConfig, IsotropicLoss, MonteCarloLoss, Nodes,
                                      minimiser, simulate)
 
 

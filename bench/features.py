@@ -13,8 +13,8 @@ import time
 
 import numpy as np
 
-from numerics import F64, MP
-from numerics.features import FeaturesConfig, simulate
+from icl_verifier.numerics import F64, MP
+from icl_verifier.numerics.features import FeaturesConfig, simulate
 
 
 def _dirichlet(K: int, seed: int) -> str:

@@ -12,7 +12,7 @@ import time
 
 import numpy as np
 
-from numerics import multihead as mh
+from icl_verifier.numerics import multihead as mh
 
 
 def timed(fn):

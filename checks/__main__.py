@@ -1,4 +1,4 @@
-"""``python -m checks`` is ``icl-verify``."""
+"""``python -m icl_verifier.checks`` is ``icl-verify``."""
 import sys
 
 from .cli import main

@@ -15,12 +15,12 @@ from functools import lru_cache, partial
 
 import numpy as np
 
-from numerics.classification import (ClassificationConfig, IsotropicLoss, MonteCarloLoss, Nodes,
+from ..numerics.classification import (ClassificationConfig, IsotropicLoss, MonteCarloLoss, Nodes,
                                      gd_scale, inference_error, minimiser, minimiser_gap,
                                      simulate)
-from numerics.errors import SimulationError
-from numerics.numbers import whole_number
-from theory import classification as thc
+from ..numerics.errors import SimulationError
+from ..numerics.numbers import whole_number
+from ..theory import classification as thc
 
 from .claims import Claim, NotReached, Option, Quantity, Region as _Region, Setting
 from .events import EventError, compile_event

@@ -101,7 +101,7 @@ def _simulate(args, settings) -> int:
 
 
 def _list(args, settings) -> int:
-    from checks.verdict import RELATIONS
+    from .verdict import RELATIONS
     print("claims:")
     for setting in settings.values():
         for c in setting.claims.values():
@@ -122,7 +122,7 @@ def _list(args, settings) -> int:
 
 
 def _write_json(path, data) -> None:
-    from numerics.jsonio import write_json
+    from ..numerics.jsonio import write_json
     write_json(path, data, indent=1)
 
 
@@ -142,10 +142,10 @@ def _print_verdict(v) -> None:
 
 
 def _check(args, settings) -> int:
-    from checks.verdict import check_claim
+    from .verdict import check_claim
 
     if args.claims_file:
-        from checks.claimsfile import load_claims
+        from .claimsfile import load_claims
         claims = load_claims(args.claims_file, settings)
     else:
         claims = {cid: (s, c) for s in settings.values() for cid, c in s.claims.items()}
@@ -174,7 +174,7 @@ def _check(args, settings) -> int:
         if args.json:
             _write_json(args.json, [v.to_json() for v in verdicts])
         if args.report:
-            from checks.report import write_report
+            from .report import write_report
             sections = []
             for setting in settings.values():
                 mine = [v for v in verdicts if claims[v.claim_id][0] is setting]
@@ -189,7 +189,7 @@ def _check(args, settings) -> int:
 @contextlib.contextmanager
 def _executor(spec):
     """The sweep executor; a bad spec or an unreachable scheduler is a user error."""
-    from checks.executor import make_executor
+    from .executor import make_executor
     with contextlib.ExitStack() as stack:
         try:
             ex = stack.enter_context(make_executor(spec))
@@ -199,9 +199,9 @@ def _executor(spec):
 
 
 def _bound(args, settings) -> int:
-    from checks.bounds import parse_bound
-    from checks.verdict import check_bound
-    from numerics.numbers import whole_number
+    from .bounds import parse_bound
+    from .verdict import check_bound
+    from ..numerics.numbers import whole_number
 
     owner = next((s for s in settings.values() if args.quantity in s.quantities), None)
     if owner is None:
@@ -227,7 +227,7 @@ def _bound(args, settings) -> int:
 
 
 def _derive(args, settings) -> int:
-    from checks.derivation import render
+    from .derivation import render
     print(render(settings[args.setting], args.format))
     return 0
 
@@ -237,12 +237,12 @@ _COMMANDS = {"simulate": _simulate, "derive": _derive, "list": _list, "check": _
 
 
 def main(argv=None) -> int:
-    from checks.bounds import BoundError
-    from checks.claimsfile import ClaimsFileError
-    from checks.events import EventError
-    from checks.region import WhereError
-    from checks.settings import settings as registered
-    from numerics.errors import ConfigError, SimulationError
+    from .bounds import BoundError
+    from .claimsfile import ClaimsFileError
+    from .events import EventError
+    from .region import WhereError
+    from .settings import settings as registered
+    from ..numerics.errors import ConfigError, SimulationError
 
     settings = registered()
     try:

@@ -17,9 +17,9 @@ from typing import Callable
 import numpy as np
 import sympy as sp
 
-from numerics.features import FeaturesConfig, Snapshot, loss_star, simulate, structure
-from numerics.prompts import METHODS
-from theory import features as th
+from ..numerics.features import FeaturesConfig, Snapshot, loss_star, simulate, structure
+from ..numerics.prompts import METHODS
+from ..theory import features as th
 
 from .bounds import evaluate_bound, parse_bound
 from .events import EventError, compile_event

@@ -16,11 +16,11 @@ from functools import lru_cache, partial
 
 import numpy as np
 
-from numerics.errors import SimulationError
-from numerics.multihead import (SETTLE, T_END, MultiheadConfig, best_loss, integrate,
+from ..numerics.errors import SimulationError
+from ..numerics.multihead import (SETTLE, T_END, MultiheadConfig, best_loss, integrate,
                                 monte_carlo_loss, reduced_loss, simulate)
-from numerics.numbers import positive_real, whole_number
-from theory import multihead as thm
+from ..numerics.numbers import positive_real, whole_number
+from ..theory import multihead as thm
 
 from .claims import Claim, NotReached, Option, Quantity, Region as _Region, Setting
 from .events import EventError, compile_event

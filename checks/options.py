@@ -3,8 +3,8 @@ from __future__ import annotations
 
 import sys
 
-from numerics.backend import backend_for
-from numerics.numbers import whole_number
+from ..numerics.backend import backend_for
+from ..numerics.numbers import whole_number
 
 from .claims import Option
 

@@ -30,7 +30,7 @@ from functools import lru_cache
 import numpy as np
 import sympy as sp
 
-from theory import classification as th
+from ..theory import classification as th
 
 from .backend import F64, Backend
 from .errors import ConfigError, SimulationError

@@ -19,7 +19,7 @@ from functools import lru_cache
 import numpy as np
 import sympy as sp
 
-from theory import multihead as th
+from ..theory import multihead as th
 
 from .backend import Backend
 from .errors import ConfigError, SimulationError

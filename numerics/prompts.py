@@ -27,8 +27,8 @@ from functools import lru_cache
 import numpy as np
 import sympy as sp
 
-from theory import features as th
-from theory.symmetric import automorphisms
+from ..theory import features as th
+from ..theory.symmetric import automorphisms
 
 from .backend import F64, Backend
 from .quadrature import de_grid

@@ -3,7 +3,7 @@ from fractions import Fraction
 
 from hypothesis import strategies as st
 
-from numerics.features import FeaturesConfig
+from icl_verifier.numerics.features import FeaturesConfig
 
 
 @st.composite

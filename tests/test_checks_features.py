@@ -5,14 +5,14 @@ import numpy as np
 import pytest
 import sympy as sp
 
-from checks.bounds import BoundError, parse_bound
-from checks.cli import main
-from checks.executor import SerialExecutor
-from checks.features import (CLAIMS, EVENT_QUANTITIES, QUANTITIES, VARIABLES, Region, config_for,
+from icl_verifier.checks.bounds import BoundError, parse_bound
+from icl_verifier.checks.cli import main
+from icl_verifier.checks.executor import SerialExecutor
+from icl_verifier.checks.features import (CLAIMS, EVENT_QUANTITIES, QUANTITIES, VARIABLES, Region, config_for,
                              measure_many)
-from checks.verdict import check_bound, fit_exponent
-from numerics.features import simulate
-from theory import features as th
+from icl_verifier.checks.verdict import check_bound, fit_exponent
+from icl_verifier.numerics.features import simulate
+from icl_verifier.theory import features as th
 
 PARAMS = {"K": 10, "N": 400, "eta": 2.0, "epsilon": 0.05, "p1": 0.5}   # every phase has length
 
@@ -214,8 +214,8 @@ def test_mean_field_limit_is_approached_as_N_grows():
 
 
 def test_report_has_verdicts_figures_and_predictions(tmp_path):
-    from checks.report import write_report
-    from checks.report.features import draw
+    from icl_verifier.checks.report import write_report
+    from icl_verifier.checks.report.features import draw
     c = CLAIMS["F1"]
     v = check_bound(c.quantity, c.bound, c.region, examples=2, executor=SerialExecutor())
     v.claim_id = "F1"

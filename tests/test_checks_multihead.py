@@ -7,10 +7,10 @@ import numpy as np
 import pytest
 from hypothesis import example, given
 
-from checks.cli import main
-from checks.claims import Quantity
-from checks.multihead import CLAIMS, QUANTITIES, RESIDUAL, Region, configurations, run
-from numerics.multihead import MultiheadConfig, MultiheadTrajectory, reduced_loss
+from icl_verifier.checks.cli import main
+from icl_verifier.checks.claims import Quantity
+from icl_verifier.checks.multihead import CLAIMS, QUANTITIES, RESIDUAL, Region, configurations, run
+from icl_verifier.numerics.multihead import MultiheadConfig, MultiheadTrajectory, reduced_loss
 
 
 @given(configurations(n=(2, 3), extra=(0, 1), d=(2, 12), L=(40, 600)))
@@ -82,6 +82,12 @@ class _Line:
         from hypothesis import strategies as st
         return st.fixed_dictionaries({"n": st.floats(self.lo, self.hi)})
 
+    def base(self):
+        return {"n": (self.lo + self.hi) / 2}
+
+    def describe(self):
+        return f"n in [{self.lo}, {self.hi}]"
+
 
 @pytest.mark.parametrize("kind, lo, hi, verdict", [
     ("ge", 1.0, 3.0, "consistent"), ("ge", 0.5, 3.0, "refuted"),
@@ -91,7 +97,7 @@ class _Line:
     ("ge", 1.0, 1.0, "consistent"), ("le", 1.0, 1.0, "consistent")])
 def test_exact_kinds(kind, lo, hi, verdict):
     """measured = n against the bound 1: the minimal counterexample sits on the boundary."""
-    from checks.verdict import check_bound
+    from icl_verifier.checks.verdict import check_bound
 
     v = check_bound(_N, "1", _Line(lo, hi), kind=kind, examples=30)
     assert v.verdict == verdict, v.reason
@@ -135,9 +141,9 @@ def test_bound_on_a_multihead_quantity_names_the_variables(capsys):
 
 
 def test_report_section_writes_its_figures(tmp_path):
-    from checks.multihead import EXAMPLE, separation_point
-    from checks.report.multihead import draw
-    from numerics.multihead import best_loss
+    from icl_verifier.checks.multihead import EXAMPLE, separation_point
+    from icl_verifier.checks.report.multihead import draw
+    from icl_verifier.numerics.multihead import best_loss
 
     small = {"n": 2, "H": 2, "d": 4, "init": 0.01}
     separation = [dict(small, L=L, **dict(zip(("single", "limit", "ratio"),
@@ -165,7 +171,7 @@ def test_report_section_writes_its_figures(tmp_path):
 
 def test_pinned_counterexamples_are_always_tried():
     """A past counterexample outside what the draws reach still refutes the claim."""
-    from checks.verdict import check_bound
+    from icl_verifier.checks.verdict import check_bound
 
     assert check_bound(_N, "1", _Line(1.0, 3.0), kind="ge", examples=10).verdict == "consistent"
     v = check_bound(_N, "1", _Line(1.0, 3.0), kind="ge", examples=10,

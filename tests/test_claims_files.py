@@ -6,9 +6,9 @@ import json
 
 import pytest
 
-from checks.cli import main
-from checks.features import QUANTITIES, Region, event_quantity
-from checks.region import WhereError
+from icl_verifier.checks.cli import main
+from icl_verifier.checks.features import QUANTITIES, Region, event_quantity
+from icl_verifier.checks.region import WhereError
 
 VARS = ("K", "N", "epsilon", "eta", "p1")
 
@@ -157,9 +157,9 @@ def test_missing_claims_file(tmp_path, capsys):
 
 
 def test_events_of_classification_and_multihead():
-    from checks.classification import event_quantity as classification_event
-    from checks.multihead import event_quantity as multihead_event
-    from checks.multihead import run
+    from icl_verifier.checks.classification import event_quantity as classification_event
+    from icl_verifier.checks.multihead import event_quantity as multihead_event
+    from icl_verifier.checks.multihead import run
 
     p = {"n": 2, "H": 2, "d": 4, "L": 50, "init": 0.01}
     traj = run(p)
@@ -170,8 +170,8 @@ def test_events_of_classification_and_multihead():
     assert t <= first and t > max(s for s in traj.t if s < first) - 1e-9
     q = {"N": 64, "M": 64, "c": 2, "d": 1, "eta": 2.0, "kappa": 1.0, "r": 1.0}
     steps = classification_event("distance <= 0.01")(q)
-    from checks.classification import config_for
-    from numerics.classification import simulate
+    from icl_verifier.checks.classification import config_for
+    from icl_verifier.numerics.classification import simulate
     traj = simulate(config_for(q), steps, method="quadrature")
     assert traj.distance[-1] <= 0.01 < traj.distance[-2]
     with pytest.raises(Exception, match="no family or feature"):

@@ -7,8 +7,8 @@ import sys
 import numpy as np
 import pytest
 
-from checks.cli import main
-from numerics.features import FeaturesConfig, simulate
+from icl_verifier.checks.cli import main
+from icl_verifier.numerics.features import FeaturesConfig, simulate
 
 BASE = ["simulate", "features", "--K", "3", "--N", "4", "--p", "balanced", "--eta", "2",
         "--steps", "7", "--every", "3"]
@@ -79,7 +79,7 @@ def test_arbitrary_precision_output_keeps_all_digits(tmp_path):
 
 def _run(args):
     """``icl-verify ARGS`` in a real process."""
-    return subprocess.run([sys.executable, "-m", "checks", *args], capture_output=True, text=True,
+    return subprocess.run([sys.executable, "-m", "icl_verifier.checks", *args], capture_output=True, text=True,
                           cwd=os.path.dirname(os.path.dirname(__file__)))
 
 

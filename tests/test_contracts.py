@@ -9,8 +9,8 @@ import math
 
 import pytest
 
-from checks.cli import main
-from checks.settings import settings
+from icl_verifier.checks.cli import main
+from icl_verifier.checks.settings import settings
 
 SETTINGS = list(settings().values())
 IDS = [s.name for s in SETTINGS]
@@ -48,7 +48,7 @@ def test_simulate_writes_a_trajectory_that_loads_back(setting, tmp_path):
 
 
 def _namespace(setting, out):
-    from checks.cli import _parser
+    from icl_verifier.checks.cli import _parser
     return _parser({setting.name: setting}).parse_args(
         ["simulate", setting.name, *setting.example, "--out", out, "--quiet"])
 

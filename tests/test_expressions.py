@@ -11,9 +11,9 @@ import sympy as sp
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from checks.bounds import BoundError, evaluate_bound, parse_bound
-from checks.cli import main
-from checks.expressions import ExpressionError, parse_condition, parse_expression
+from icl_verifier.checks.bounds import BoundError, evaluate_bound, parse_bound
+from icl_verifier.checks.cli import main
+from icl_verifier.checks.expressions import ExpressionError, parse_condition, parse_expression
 
 K, EPS = sp.symbols("K epsilon", positive=True)
 NAMES = {"K": K, "epsilon": EPS}
@@ -128,7 +128,7 @@ def test_hostile_bound_gives_one_line_exit_2_and_runs_nothing(text, message, tmp
 
 def test_hostile_bound_in_a_real_process(tmp_path):
     text = HOSTILE[0][0]
-    proc = subprocess.run([sys.executable, "-m", "checks", "bound",
+    proc = subprocess.run([sys.executable, "-m", "icl_verifier.checks", "bound",
                            "features.under.convergence_time", "--bound", text], cwd=tmp_path,
                           capture_output=True, text=True,
                           env=os.environ | {"PYTHONPATH": os.path.dirname(os.path.dirname(

@@ -6,9 +6,9 @@ import pytest
 from hypothesis import example, given, settings
 from hypothesis import strategies as st
 
-from numerics import MP
-from numerics.errors import SimulationError
-from numerics.features import FeaturesConfig, Trajectory, loss_star, simulate, structure
+from icl_verifier.numerics import MP
+from icl_verifier.numerics.errors import SimulationError
+from icl_verifier.numerics.features import FeaturesConfig, Trajectory, loss_star, simulate, structure
 
 from .reference.features import gradient_descent
 from .strategies import configs
@@ -167,8 +167,8 @@ def test_arbitrary_precision_round_trip(tmp_path):
 def test_simulator_uses_the_derived_gradient(monkeypatch):
     """Both exact estimators compile theory.features (the quadrature its integrand, enumeration its
     direct form): a perturbed derivation (d l_k/d A_k doubled) stops matching brute-force GD."""
-    import numerics.prompts as npr
-    from theory import features as tf
+    import icl_verifier.numerics.prompts as npr
+    from icl_verifier.theory import features as tf
 
     p = [Fraction(1, 2), Fraction(1, 3), Fraction(1, 6)]
     ref = gradient_descent(p, 4, 2.0, 30, 5, seed=7)

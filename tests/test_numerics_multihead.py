@@ -3,8 +3,8 @@ limit's task allocation, configuration errors."""
 import numpy as np
 import pytest
 
-from numerics.errors import ConfigError
-from numerics.multihead import MultiheadConfig, integrate, monte_carlo_loss, reduced_loss
+from icl_verifier.numerics.errors import ConfigError
+from icl_verifier.numerics.multihead import MultiheadConfig, integrate, monte_carlo_loss, reduced_loss
 
 
 @pytest.mark.parametrize("n, H, d, L", [(2, 2, 16, 100), (1, 2, 16, 200), (3, 3, 8, 100)])
@@ -41,7 +41,7 @@ def test_bad_configuration(kw, message):
 
 
 def test_phases_are_located_in_order_and_the_models_compare():
-    from numerics.multihead import allocation, best_loss, phase_times, reduced_loss
+    from icl_verifier.numerics.multihead import allocation, best_loss, phase_times, reduced_loss
     cfg = MultiheadConfig.make(2, 3, 4, 50, init="0.01")
     t, Y, loss, state = integrate(cfg, 5000.0, 300, dense=True)
     warmup, emergence = phase_times(t, Y, loss, cfg, state)
@@ -64,7 +64,7 @@ def _balanced_reference(config, t_end):
     import sympy as sp
     from scipy.integrate import solve_ivp
 
-    from theory import multihead as th
+    from icl_verifier.theory import multihead as th
 
     omega, mu, ds, sig, Ls = th.symbols(config.n, config.H)
     variables = [v for row in omega + mu for v in row]
@@ -81,8 +81,8 @@ def test_simulator_integrates_the_derived_log_flow(monkeypatch):
     flow integrated in the weights, and a perturbed derivation (a factor 3/2) makes it fail."""
     from sympy import Rational
 
-    import numerics.multihead as nm
-    from theory import multihead as th
+    import icl_verifier.numerics.multihead as nm
+    from icl_verifier.theory import multihead as th
 
     config = MultiheadConfig.make(2, 2, [2, 3], 20)
     reference = _balanced_reference(config, 2.0)

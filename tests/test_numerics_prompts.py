@@ -6,9 +6,9 @@ import pytest
 from hypothesis import example, given, target
 from hypothesis import strategies as st
 
-from numerics import F64, MP, Columns, expect
-from numerics.prompts import choose_method
-from theory.features import QUANTITIES
+from icl_verifier.numerics import F64, MP, Columns, expect
+from icl_verifier.numerics.prompts import choose_method
+from icl_verifier.theory.features import QUANTITIES
 
 NAMES = tuple(QUANTITIES)
 

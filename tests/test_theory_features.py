@@ -7,10 +7,10 @@ import sympy as sp
 from hypothesis import example, given
 from hypothesis import strategies as st
 
-from numerics import F64
-from numerics.prompts import _direct_kernel
-from theory import features as th
-from theory.symmetric import distinct_sum_expansion, set_partitions
+from icl_verifier.numerics import F64
+from icl_verifier.numerics.prompts import _direct_kernel
+from icl_verifier.theory import features as th
+from icl_verifier.theory.symmetric import distinct_sum_expansion, set_partitions
 
 
 def test_task_average_uses_only_two_moments():

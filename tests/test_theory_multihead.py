@@ -5,7 +5,7 @@ import sympy as sp
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from theory import multihead as th
+from icl_verifier.theory import multihead as th
 
 
 def test_gaussian_steps_of_the_reduction():

@@ -13,10 +13,10 @@ from dataclasses import dataclass
 import pytest
 import sympy as sp
 
-from checks import Claim, Option, Quantity, Region, Setting, register, unregister
-from checks.cli import main
-from numerics.jsonio import Record
-from numerics.numbers import positive_fraction, whole_number
+from icl_verifier.checks import Claim, Option, Quantity, Region, Setting, register, unregister
+from icl_verifier.checks.cli import main
+from icl_verifier.numerics.jsonio import Record
+from icl_verifier.numerics.numbers import positive_fraction, whole_number
 
 VARIABLES = ("eta", "epsilon")
 

@@ -72,7 +72,7 @@ def main() -> None:
     (the figure quoted in the README)."""
     from fractions import Fraction
 
-    from numerics.features import FeaturesConfig, simulate
+    from icl_verifier.numerics.features import FeaturesConfig, simulate
 
     worst = 0.0
     for p, N, eta, d in [([Fraction(1, 2), Fraction(1, 3), Fraction(1, 6)], 4, 2.0, 5),
