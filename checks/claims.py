@@ -73,6 +73,25 @@ class Region:
         params[var] = int(round(value)) if var in self.INTEGER else float(value)
         return params
 
+    def extend_values(self, var: str, values: list, count: int) -> list:
+        """``count`` values continuing a sweep past its asymptotic end (small values for
+        ``INVERSE`` variables, large ones otherwise), geometrically with the sweep's own ratio
+        (at least 1.25; whole numbers step by at least 1)."""
+        lo, hi = min(values), max(values)
+        ratio = max((hi / lo) ** (1 / max(len(values) - 1, 1)), 1.25) if lo > 0 else 1.25
+        out, last = [], (lo if var in self.INVERSE else hi)
+        for _ in range(count):
+            nxt = last / ratio if var in self.INVERSE else last * ratio
+            if var in self.INTEGER:
+                nxt = int(round(nxt))
+                if nxt == last:
+                    nxt = last - 1 if var in self.INVERSE else last + 1
+                if nxt < 1:
+                    break
+            out.append(nxt)
+            last = nxt
+        return out
+
     def sweep_points(self, var: str, points: int) -> list[dict]:
         """``var`` swept over :meth:`sweep_values` with the others at the centre; no repeats."""
         base = self.base()

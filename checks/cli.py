@@ -6,6 +6,7 @@
     icl-verify check [CLAIM ...] [--claims FILE.toml] [--where CLAUSE ...] [--profile P]
                      [--json FILE] [--report DIR]
     icl-verify bound QUANTITY --bound EXPR [--where CLAUSE ...] [--examples N] [--json FILE]
+    icl-verify discover QUANTITY [--where CLAUSE ...] [--profile P] [--json FILE]
 
 Every command loops over :func:`checks.settings.settings`; a setting brings its own simulate
 options, derivation, quantities, claims and report section.  A user mistake prints one line
@@ -16,8 +17,10 @@ from __future__ import annotations
 
 import argparse
 import contextlib
+import math
 import os
 import sys
+import time
 
 __all__ = ["main"]
 
@@ -33,6 +36,8 @@ class _Parser(argparse.ArgumentParser):
         raise UserError(message)
 
 
+BUDGET_HELP = ("seconds a verdict may spend sweeping past the region's nominal end "
+               "(quick: 30, thorough: 300)")
 WHERE_HELP = ("restrict the region: VAR=LO..HI, VAR=VALUE or VAR=LAW in the other variables "
               "(e.g. K=8..64, p1=0.5, N=4*K**2, epsilon=1/K); repeat for several")
 
@@ -65,6 +70,7 @@ def _parser(settings: dict) -> argparse.ArgumentParser:
     check.add_argument("--report", help="write report.md and figures into this folder")
     check.add_argument("--executor", default=None, help=executor_help)
     check.add_argument("--where", action="append", default=[], metavar="CLAUSE", help=WHERE_HELP)
+    check.add_argument("--budget", default=None, metavar="SECONDS", help=BUDGET_HELP)
     check.add_argument("--claims", dest="claims_file", metavar="FILE",
                        help="run the claims of this TOML file "
                        "(see the README) instead of the shipped ones")
@@ -79,6 +85,15 @@ def _parser(settings: dict) -> argparse.ArgumentParser:
     bound.add_argument("--json", help="write the verdict as JSON")
     bound.add_argument("--executor", default=None, help=executor_help)
     bound.add_argument("--where", action="append", default=[], metavar="CLAUSE", help=WHERE_HELP)
+    bound.add_argument("--budget", default=None, metavar="SECONDS", help=BUDGET_HELP)
+    disc = sub.add_parser("discover", help="propose the law of a quantity from the exact "
+                                           "simulation, then check it")
+    disc.add_argument("quantity")
+    disc.add_argument("--profile", choices=["quick", "thorough"], default="quick")
+    disc.add_argument("--json", help="write the law as JSON")
+    disc.add_argument("--executor", default=None, help=executor_help)
+    disc.add_argument("--where", action="append", default=[], metavar="CLAUSE", help=WHERE_HELP)
+    disc.add_argument("--budget", default=None, metavar="SECONDS", help=BUDGET_HELP)
     return parser
 
 
@@ -139,6 +154,24 @@ def _print_verdict(v) -> None:
     if v.counterexample:
         print(f"    minimal counterexample: {v.counterexample['params']} "
               f"(measured {v.counterexample['measured']:g}, bound {v.counterexample['bound']:g})")
+
+
+def _clock(began: float) -> str:
+    seconds = int(time.perf_counter() - began)
+    return f"{seconds // 60}m{seconds % 60:02d}s"
+
+
+def _budget(text):
+    """``--budget``: seconds, 0 (no sweep past the nominal end) up to a day."""
+    if text is None:
+        return None
+    try:
+        value = float(str(text).strip())
+    except ValueError:
+        value = math.nan
+    if not 0 <= value <= 86_400:
+        raise UserError(f"--budget must be a number of seconds from 0 to 86400, got {text!r}")
+    return value
 
 
 def _check(args, settings) -> int:
@@ -218,11 +251,50 @@ def _bound(args, settings) -> int:
         region = owner.region.where(args.where, quantity.variables) if args.where else \
             owner.region
         v = check_bound(quantity, args.bound, region, profile=args.profile,
+                        budget=_budget(args.budget),
                         examples=examples, executor=ex, progress=bar.update)
     bar.close()
     _print_verdict(v)
     if args.json:
         _write_json(args.json, v.to_json())
+    return 0
+
+
+def _discover(args, settings) -> int:
+    from .discover import discover
+
+    owner = next((s for s in settings.values() if args.quantity in s.quantities), None)
+    if owner is None:
+        raise UserError(f"unknown quantity {args.quantity}; see icl-verify list")
+    quantity = owner.quantities[args.quantity]
+    region = owner.region.where(args.where, quantity.variables) if args.where else owner.region
+    region.base()
+    budget = _budget(args.budget)
+    if args.json:
+        _check_out(args.json)
+    show = sys.stderr.isatty()
+    bar = _bar(None, show)
+    bar.set_description(f"discover {args.quantity}")
+    if not show:
+        print(f"{PROG}: discover {args.quantity}: measuring the design, then checking the law",
+              file=sys.stderr, flush=True)
+    with _executor(args.executor) as ex:
+        try:
+            law = discover(quantity, region, args.profile, ex, progress=bar.update, budget=budget)
+        except ValueError as exc:
+            raise UserError(str(exc)) from None
+    bar.close()
+    print(f"{law['quantity']} ~ {law['bound']}")
+    for term, c, (lo, hi) in zip(law["terms"], law["constants"], law["intervals"]):
+        print(f"    {c:.4g} [{lo:.4g}, {hi:.4g}] * {term}")
+    val = law["validation"]
+    held = "-" if val["heldout_max_rel_error"] is None else f"{val['heldout_max_rel_error']:.3g}"
+    print(f"    held-out max relative error {held} on {val['heldout']} far configurations "
+          f"(all {val['configurations']}: {val['max_rel_error']:.3g})")
+    if law["verdict"]:
+        print(f"    as an O(.) bound: {law['verdict']['verdict']} - {law['verdict']['reason']}")
+    if args.json:
+        _write_json(args.json, law)
     return 0
 
 
@@ -233,7 +305,7 @@ def _derive(args, settings) -> int:
 
 
 _COMMANDS = {"simulate": _simulate, "derive": _derive, "list": _list, "check": _check,
-             "bound": _bound}
+             "bound": _bound, "discover": _discover}
 
 
 def main(argv=None) -> int:

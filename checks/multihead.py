@@ -84,6 +84,7 @@ class Region(_Region):
                 "init": math.sqrt(self.init[0] * self.init[1])}
 
     INVERSE = ("init",)
+    INTEGER = ("n", "H", "d", "L")
 
     def sweep_values(self, var: str, points: int) -> list:
         """H through ``H - n`` (``extra_sweep`` when given), n over its whole range, the others

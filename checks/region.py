@@ -174,6 +174,9 @@ class Restricted:
     def sweep_values(self, var: str, points: int) -> list:
         return self.inner.sweep_values(var, points)
 
+    def extend_values(self, var: str, values: list, count: int) -> list:
+        return self.inner.extend_values(var, values, count)
+
     def at(self, params: dict, var: str, value) -> dict:
         return self.apply(self.inner.at(params, var, value))
 

@@ -77,7 +77,8 @@ def claim(**fields):
     return _claim(dict(fields), _settings(), bad, bad_claim)[1]
 
 
-def check(c, profile: str | None = None, examples: int | None = None, where=()):
+def check(c, profile: str | None = None, examples: int | None = None, where=(),
+          budget: float | None = None):
     """The :class:`checks.verdict.Verdict` on claim ``c`` (a Claim or a shipped claim id)."""
     from dataclasses import replace
 
@@ -90,7 +91,7 @@ def check(c, profile: str | None = None, examples: int | None = None, where=()):
         c = shipped[c]
     if where:
         c = replace(c, region=c.region.where(list(where), c.quantity.variables))
-    return check_claim(c, profile or _PROFILE["value"], examples=examples)
+    return check_claim(c, profile or _PROFILE["value"], examples=examples, budget=budget)
 
 
 def _explain(v) -> str:
@@ -100,24 +101,25 @@ def _explain(v) -> str:
 
 
 def assert_claim(c, profile: str | None = None, examples: int | None = None, where=(),
-                 allow_inconclusive: bool = False):
+                 allow_inconclusive: bool = False, budget: float | None = None):
     """Run claim ``c`` and fail with the verdict's reason and worst configuration unless it is
-    consistent (or inconclusive, when allowed).  Returns the verdict."""
-    v = check(c, profile, examples, where)
+    consistent (or inconclusive, when allowed).  ``budget``: seconds for the sweeps past the
+    region's end (the profile's otherwise).  Returns the verdict."""
+    v = check(c, profile, examples, where, budget)
     if v.verdict == "refuted" or (v.verdict == "inconclusive" and not allow_inconclusive):
         raise ClaimFailed(_explain(v))
     return v
 
 
 def assert_claims_file(path, profile: str | None = None, examples: int | None = None,
-                       allow_inconclusive: bool = False):
+                       allow_inconclusive: bool = False, budget: float | None = None):
     """Every claim of a TOML claims file (see the README), as :func:`assert_claim`; the first
     failure is reported with all of them.  Returns the verdicts."""
     from .claimsfile import load_claims
     claims = load_claims(str(path), _settings())
     verdicts, failures = [], []
     for _, c in claims.values():
-        v = check(c, profile, examples)
+        v = check(c, profile, examples, budget=budget)
         verdicts.append(v)
         if v.verdict == "refuted" or (v.verdict == "inconclusive" and not allow_inconclusive):
             failures.append(_explain(v))

@@ -37,11 +37,16 @@ from .claims import KINDS, Claim, NotReached, Quantity
 __all__ = ["Verdict", "fit_exponent", "tail_exponent", "check_bound", "check_claim", "PROFILES",
            "GROWTH", "RELATIONS"]
 
-#: An exponent above this, beyond its confidence interval, is growth.
-GROWTH = 0.1
+from .trend import GROWTH  # noqa: E402  (an exponent above this, beyond its interval, is growth)
+#: ``budget``: seconds a verdict may spend extending its sweeps past the region's nominal end
+#: (``--budget`` overrides); ``extend``: at most this many points past it per sweep; ``reach``: how
+#: far past the nominal end (a factor in the fitted variable) a sweep must get before growth is
+#: called resolved.
 PROFILES = {
-    "quick": {"examples": 6, "points": 7, "max_steps": 30_000},
-    "thorough": {"examples": 40, "points": 11, "max_steps": 200_000},
+    "quick": {"examples": 6, "points": 7, "max_steps": 30_000, "budget": 30.0, "extend": 10,
+              "reach": 2.0},
+    "thorough": {"examples": 40, "points": 11, "max_steps": 200_000, "budget": 300.0,
+                 "extend": 24, "reach": 8.0},
 }
 
 
@@ -63,6 +68,8 @@ class Verdict:
     statement: str = ""
     source: str = ""
     region: str = ""                  # where it was checked (the region's description)
+    sweeps: dict = field(default_factory=dict)   # direction -> how far it went, why it stopped,
+    #                                              its points and the trend decided on them
 
     def to_json(self) -> dict:
         return asdict(self)
@@ -124,19 +131,19 @@ def _excess(kind: str, m: float, b: float) -> float:
 
 
 def check_claim(claim: Claim, profile: str = "quick", examples: int | None = None,
-                executor=None, progress=None) -> Verdict:
+                executor=None, progress=None, budget: float | None = None) -> Verdict:
     """The verdict on ``claim``: :func:`check_bound` on its quantity, bound, region and kind, with
     its pinned counterexamples, carrying its id, statement and source."""
     verdict = check_bound(claim.quantity, claim.bound, claim.region, profile, claim.kind,
                           examples=examples, executor=executor, progress=progress,
-                          pinned=claim.pinned)
+                          pinned=claim.pinned, budget=budget)
     verdict.claim_id, verdict.statement, verdict.source = claim.id, claim.statement, claim.source
     return verdict
 
 
 def check_bound(quantity: Quantity, bound: str, region, profile: str = "quick",
                 kind: str = "O", examples: int | None = None, executor=None,
-                progress=None, pinned=()) -> Verdict:
+                progress=None, pinned=(), budget: float | None = None) -> Verdict:
     """Check ``quantity <= C * bound`` (``kind "O"``) or the exact inequality ``quantity REL
     bound`` (``"le"``, ``"lt"``, ``"ge"``, ``"gt"``: see :data:`RELATIONS`) on ``region``.
     ``pinned``: configurations always tried first (past counterexamples), whatever the draws."""
@@ -146,6 +153,8 @@ def check_bound(quantity: Quantity, bound: str, region, profile: str = "quick",
     opts = dict(PROFILES[profile])
     if examples is not None:
         opts["examples"] = examples
+    if budget is not None:
+        opts["budget"] = float(budget)
     expr = parse_bound(bound, quantity.variables)
     for params in [region.base()] + [p for var in region.sweep
                                      for p in region.sweep_points(var, opts["points"])]:
@@ -188,49 +197,227 @@ def check_bound(quantity: Quantity, bound: str, region, profile: str = "quick",
     except AssertionError:
         pass
 
-    # 2. sweeps of the scaling variables
-    exponents = {}
+    # 2. sweeps of the scaling variables (and of pairs of them that the bound couples), nominal
+    #    then extended past the region's end until the trend is decided or the budget is spent
+    exponents, sweeps = {}, {}
     if kind == "O":
-        tasks = {}
-        for var in region.sweep:
-            pts = region.sweep_points(var, opts["points"])
-            if len(pts) >= 3:
-                tasks[var] = pts
-        flat = [(var, p) for var, pts in tasks.items() for p in pts]
-        mapper = executor.map if executor is not None else map
-        results = list(mapper(_task, [(quantity, bound, p, opts["max_steps"], kind == "O")
-                                      for _, p in flat]))
-        for (var, params), (m, b) in zip(flat, results):
-            record(params, m, b, f"sweep {var}")
-        weights, reference = _term_weights(expr, evaluations)
-        by_var: dict[str, list] = {}
-        for e in evaluations:
-            if e["probe"].startswith("sweep ") and e["measured"] is not None:
-                var = e["probe"].split(" ", 1)[1]
-                ref = reference(e["params"])
-                if ref > 0 and e["measured"] > 0:
-                    x = region.axis(var)[1](e["params"])
-                    by_var.setdefault(var, []).append((x, e["measured"] / ref))
-        for var, xy in by_var.items():
-            fit = tail_exponent(xy)
-            if fit is not None:
-                fit.update(variable=region.axis(var)[0])
-                exponents[var] = fit
-        verdict = _decide(quantity.name, bound, kind, evaluations, exponents, failing)
+        weights, sweeps, exponents = _sweeps(quantity, bound, expr, region, opts, executor,
+                                             record, evaluations)
+        verdict = _decide(quantity.name, bound, kind, evaluations, exponents, failing, sweeps)
         verdict.term_weights = weights
     else:
         verdict = _decide(quantity.name, bound, kind, evaluations, exponents, failing)
     verdict.region = region.describe()
+    verdict.sweeps = sweeps
     return verdict
+
+
+def _directions(region, expr) -> list[tuple]:
+    """The sweeps: each scaling variable alone, and each pair of them that the bound couples,
+    moved together toward their asymptotic ends (a joint limit).  A pair is coupled when the bound
+    does not separate into a factor of one times a factor of the other (``K^2/eta +
+    K/(eps eta)`` couples K and eps, not eta: along K and 1/eta together the bound is a product
+    of what each axis sweep already measures)."""
+    import sympy as sp
+
+    single = [(v,) for v in region.sweep]
+    symbols = {s.name: s for s in expr.free_symbols}
+    used = [v for v in region.sweep if v in symbols]
+    pairs = []
+    for i, a in enumerate(used):
+        for b in used[i + 1:]:
+            split = sp.separatevars(expr, symbols=[symbols[a], symbols[b]], dict=True)
+            if not split:
+                pairs.append((a, b))
+    return single + pairs
+
+
+def _path(region, direction, base, opts):
+    """Nominal points of a direction (a variable's own sweep; several move by a common factor s
+    from the centre to the nominal end of the first), and a function giving the points
+    past the end: ``(points, axis(params) -> x, extend(count) -> points)``."""
+    if len(direction) == 1:
+        var = direction[0]
+        values = region.sweep_values(var, opts["points"])
+        points = []
+        for value in values:
+            params = region.at(dict(base), var, value)
+            if params not in points:
+                points.append(params)
+        seen = list(values)
+
+        def extend(count):
+            new = region.extend_values(var, seen, count)
+            seen.extend(new)
+            return [region.at(dict(base), var, v) for v in new]
+        return points, region.axis(var)[1], region.axis(var)[0], extend
+    a = direction[0]
+    first = region.sweep_values(a, opts["points"])
+    start = base[a]
+    end = min(first) if a in region.INVERSE else max(first)
+    top = (start / end) if a in region.INVERSE else (end / start)
+    scales = list(np.geomspace(1.0, max(top, 1.0 + 1e-9), opts["points"]))
+
+    def at(s):
+        params = dict(base)
+        for var in direction:
+            params = region.at(params, var, base[var] / s if var in region.INVERSE
+                               else base[var] * s)
+        params["_scale"] = s
+        return params
+    points = []
+    for s in scales:
+        params = at(s)
+        if {k: v for k, v in params.items() if k != "_scale"} not in [
+                {k: v for k, v in p.items() if k != "_scale"} for p in points]:
+            points.append(params)
+    ratio = max((scales[-1] / scales[0]) ** (1 / max(len(scales) - 1, 1)), 1.25)
+
+    def extend(count):
+        out = []
+        for _ in range(count):
+            scales.append(scales[-1] * ratio)
+            out.append(at(scales[-1]))
+        return out
+    label = " & ".join(region.axis(v)[0] for v in direction) + " (scale)"
+    return points, (lambda params: params["_scale"]), label, extend
+
+
+def _sweeps(quantity, bound, expr, region, opts, executor, record, evaluations):
+    """Run every direction's nominal sweep (in parallel), then extend each past the nominal end
+    in batches until its trend is decided, a point is not reached, or the budget is spent.
+    Returns ``(term weights, sweeps, exponents)``."""
+    import time
+
+    from .trend import decide
+
+    mapper = executor.map if executor is not None else map
+    batch = max(1, getattr(executor, "_max_workers", None) or 2)
+    base = region.base()
+    directions = _directions(region, expr)
+    paths = {d: _path(region, d, base, opts) for d in directions}
+    nominal = [(d, p) for d in directions for p in paths[d][0]]
+    if not nominal:
+        return None, {}, {}
+    results = list(mapper(_task, [(quantity, bound, _clean(p), opts["max_steps"], True)
+                                  for _, p in nominal]))
+    mine = {d: [] for d in directions}
+    for (d, params), (m, b) in zip(nominal, results):
+        e = _record_sweep(record, evaluations, params, m, b, "sweep " + " & ".join(d))
+        mine[d].append(e)
+    deadline = time.perf_counter() + opts["budget"]      # the budget is for going past the end
+
+    def trend_of(d):
+        weights, reference = _term_weights(expr, evaluations)
+        axis = paths[d][1]
+        xy = [(axis(e["_params"]), e["measured"] / reference(e["params"]))
+              for e in mine[d] if e["measured"] is not None and e["measured"] > 0]
+        xs = [x for x, _ in xy]
+        if len(set(xs)) < 4:
+            return weights, xy, None
+        return weights, xy, decide(xs, [y for _, y in xy])
+
+    sweeps, exponents = {}, {}
+    for i, d in enumerate(directions):
+        label = paths[d][2]
+        first_x = [paths[d][1](e["_params"]) for e in mine[d]]
+        nominal_end = max(first_x) if first_x else None
+        stopped, decision = "the budget was spent", None
+        extended = 0
+        while True:
+            _, xy, decision = trend_of(d)
+            reach = (max(x for x, _ in xy) / nominal_end) if xy and nominal_end else 1.0
+            if decision is not None and decision["trend"] in ("bounded", "growth") and \
+                    reach >= opts["reach"]:
+                stopped = f"the trend was decided ({decision['trend']})"
+                break
+            if extended >= opts["extend"]:
+                stopped = f"the sweep reached its {opts['extend']} points past the nominal end"
+                break
+            left = deadline - time.perf_counter()
+            share = left / (len(directions) - i)
+            spent = [e["seconds"] for e in mine[d][-batch:] if e.get("seconds") is not None]
+            guess = 2 * max(spent) if spent else 0.0
+            if left <= 0 or guess > share:
+                stopped = "the budget was spent"
+                break
+            new = paths[d][3](batch)
+            if not new:
+                stopped = "the variable cannot go further"
+                break
+            try:
+                for params in new:
+                    evaluate_bound(expr, _clean(params), True)
+            except Exception as exc:            # the bound stops being finite out there
+                stopped = f"the bound is not finite past {label} ({exc})"
+                break
+            t0 = time.perf_counter()
+            out = list(mapper(_task, [(quantity, bound, _clean(p), opts["max_steps"], True)
+                                      for p in new]))
+            took = (time.perf_counter() - t0) / len(new)
+            halt = False
+            for params, (m, b) in zip(new, out):
+                e = _record_sweep(record, evaluations, params, m, b,
+                                  "extend " + " & ".join(d), took)
+                mine[d].append(e)
+                if m is None:
+                    halt = True
+            extended += len(new)
+            if halt:
+                stopped = (f"the event was not reached within {opts['max_steps']} steps at "
+                           f"{label} = {paths[d][1](new[-1]):.4g}")
+                _, xy, decision = trend_of(d)
+                break
+        key = " & ".join(d)
+        xs = [x for x, _ in xy] if xy else []
+        reach = (max(xs) / nominal_end) if xs and nominal_end else 1.0
+        decided = "unresolved" if decision is None else decision["trend"]
+        if decided in ("growth", "bounded") and reach < opts["reach"]:
+            decided = "unresolved"         # decided where the theorem lives: the far end
+        sweeps[key] = {
+            "variable": label, "nominal_end": nominal_end, "reached": max(xs) if xs else None,
+            "reach": reach, "decided": decided, "extended": extended, "stopped": stopped,
+            "trend": None if decision is None else {
+                k: decision[k] for k in ("trend", "why", "chosen", "limit", "exponent")},
+            "models": None if decision is None else decision["models"],
+            "points": [{"params": _clean(e["_params"]), "x": paths[d][1](e["_params"]),
+                        "measured": e["measured"], "bound": e["bound"], "ratio": r,
+                        "seconds": e.get("seconds")}
+                       for e, r in zip([e for e in mine[d] if e["measured"] is not None
+                                        and e["measured"] > 0], [y for _, y in xy])]}
+        if decision is not None and decision["exponent"] is not None:
+            fit = dict(decision["exponent"])
+            fit.update(variable=label, points=[[x, y] for x, y in sorted(xy)],
+                       trend=decision["trend"], far=True)
+            fit["whole_range_slope"] = fit["slope"]
+            exponents[key] = fit
+    weights, _ = _term_weights(expr, evaluations)
+    for e in evaluations:
+        e.pop("_params", None)
+    return weights, sweeps, exponents
+
+
+def _clean(params: dict) -> dict:
+    return {k: v for k, v in params.items() if not k.startswith("_")}
+
+
+def _record_sweep(record, evaluations, params, m, b, probe, seconds=None):
+    record(_clean(params), m, b, probe)
+    e = evaluations[-1]
+    e["_params"] = params
+    e["seconds"] = seconds
+    return e
 
 
 def _term_weights(expr, evaluations):
     """Non-negative weights ``c_i`` of the bound's additive terms that best explain the
     measurements (relative least squares), and the reweighted bound ``sum c_i t_i`` as a function.
 
-    ``T = O(sum t_i)`` holds iff ``T = O(sum c_i t_i)`` for any fixed ``c_i >= 0``, not all 0: the
-    growth test against the reweighted bound is the same claim, without the drift of the plain
-    ratio across the crossover of two terms with unequal constants (say ``K^2`` and ``K/eps``).
+    ``T = O(sum t_i)`` holds iff ``T = O(sum c_i t_i)`` for any fixed ``c_i > 0``: the growth
+    test against the reweighted bound is the same claim, without the drift of the plain ratio
+    across the crossover of two terms with unequal constants (say ``K^2`` and ``K/eps``).  A
+    weight of 0 would drop a term and make a stronger claim, so every weight is kept above 1% of
+    the largest term's typical contribution.
     """
     from scipy.optimize import nnls
     import sympy as sp
@@ -247,14 +434,21 @@ def _term_weights(expr, evaluations):
     coeffs, _ = nnls(values / measured[:, None], np.ones(len(rows)))
     if not np.any(coeffs > 0):
         return plain
+    # every weight strictly positive: T = O(sum t_i) iff T = O(sum c_i t_i) only when no c_i is 0
+    # (a dropped term is a different, stronger claim); each term keeps at least 1% of the typical
+    # contribution of the largest one
+    typical = np.median(values, axis=0)
+    floor = 0.01 * float(np.max(coeffs * typical))
+    coeffs = np.maximum(coeffs, floor / typical)
     weights = {str(t): float(c) for t, c in zip(terms, coeffs)}
     return weights, lambda params: float(sum(c * evaluate_bound(t, params)
-                                            for t, c in zip(terms, coeffs) if c > 0))
+                                            for t, c in zip(terms, coeffs)))
 
 
-def _decide(quantity, bound, kind, evaluations, exponents, failing) -> Verdict:
+def _decide(quantity, bound, kind, evaluations, exponents, failing, sweeps=None) -> Verdict:
     reached = [e for e in evaluations if e["ratio"] is not None]
-    missing = [e for e in evaluations if e["ratio"] is None]
+    missing = [e for e in evaluations if e["ratio"] is None
+               and not e["probe"].startswith("extend")]
     worst = max(reached, key=lambda e: e["ratio"]) if reached else None
     common = dict(quantity=quantity, bound=bound, evaluations=evaluations,
                   worst=worst["params"] if worst else None, exponents=exponents)
@@ -271,28 +465,40 @@ def _decide(quantity, bound, kind, evaluations, exponents, failing) -> Verdict:
                        reason=f"no counterexample in {len(reached)} configurations; "
                               f"closest: measured {worst['measured']:g} against bound "
                               f"{worst['bound']:g}")
-    growing = [v for v, f in exponents.items() if f["low"] > GROWTH]
+    sweeps = sweeps or {}
+    growing = [k for k, w in sweeps.items() if w["decided"] == "growth"]
     if growing:
-        names = ", ".join(f"{exponents[v]['variable']} (exponent {exponents[v]['slope']:.2f}, 95% CI "
-                          f"[{exponents[v]['low']:.2f}, {exponents[v]['high']:.2f}])"
-                          for v in growing)
+        names = "; ".join(f"{sweeps[k]['variable']}: {sweeps[k]['trend']['why']} (to "
+                          f"{sweeps[k]['reached']:.4g}, {sweeps[k]['reach']:.3g}x past the "
+                          f"nominal end)" for k in growing)
         return Verdict(verdict="refuted", constant=None, **common,
                        reason=f"measured/bound grows with {names}")
     if missing:
         return Verdict(verdict="inconclusive", constant=worst["ratio"] if worst else None, **common,
                        reason=f"{len(missing)} configurations did not reach the event within "
                               "the step budget")
-    unsure = [v for v, f in exponents.items() if f["high"] > GROWTH]
+    unsure = [k for k, w in sweeps.items() if w["decided"] != "bounded"]
     if unsure:
-        names = ", ".join(f"{exponents[v]['variable']} (exponent {exponents[v]['slope']:.2f}, 95% CI "
-                          f"[{exponents[v]['low']:.2f}, {exponents[v]['high']:.2f}])"
-                          for v in unsure)
-        return Verdict(verdict="inconclusive", constant=worst["ratio"], **common,
-                       reason=f"growth cannot be excluded in {names}; widen the region or use "
-                              "--profile thorough")
-    if not exponents:
+        names = "; ".join(
+            f"{sweeps[k]['variable']}: "
+            + (sweeps[k]['trend']['why'] if sweeps[k]['trend'] else "too few points")
+            + (f", reached {sweeps[k]['reached']:.4g} ({sweeps[k]['reach']:.3g}x past the "
+               f"nominal end), stopped because {sweeps[k]['stopped']}"
+               if sweeps[k]['reached'] is not None else "")
+            for k in unsure)
+        return Verdict(verdict="inconclusive", constant=worst["ratio"] if worst else None,
+                       **common, reason=f"not decided in {names}; a larger --budget or "
+                                        "--profile thorough goes further")
+    if not sweeps:
         return Verdict(verdict="inconclusive", constant=worst["ratio"] if worst else None,
                        **common, reason="no sweep could be fitted")
+
+    def settled(w):
+        limit = w["trend"]["limit"]
+        text = f"{w['variable']} (to {w['reached']:.4g}"
+        if limit and limit[1] and 0 < limit[1][0] and limit[1][1] < 1.5 * limit[1][0]:
+            text += f"; settles near {limit[0]:.3g} [{limit[1][0]:.3g}, {limit[1][1]:.3g}]"
+        return text + ")"
     return Verdict(verdict="consistent", constant=worst["ratio"], **common,
-                   reason="measured/bound does not grow in "
-                          + ", ".join(f["variable"] for f in exponents.values()))
+                   reason="measured/bound is bounded in " + ", ".join(settled(w)
+                                                                        for w in sweeps.values()))

@@ -102,8 +102,10 @@ def test_claims_file_runs_end_to_end(tmp_path, capsys):
     assert [v["claim_id"] for v in data] == ["T2", "T3"]
     assert data[0]["source"] == "paper" and data[0]["statement"].startswith("Under-represented")
     assert "p1 in [0.5, 0.5]" in data[0]["region"] and "eta in [1.0, 2.0]" in data[0]["region"]
-    assert all(8 <= e["params"]["K"] <= 12 for e in data[0]["evaluations"])
+    inside = [e for e in data[0]["evaluations"] if not e["probe"].startswith("extend")]
+    assert all(8 <= e["params"]["K"] <= 12 for e in inside)         # past the end: extensions
     assert all(e["params"]["N"] == 4 * e["params"]["K"] ** 2 for e in data[0]["evaluations"])
+    assert all(e["params"]["p1"] == 0.5 for e in data[0]["evaluations"])
     assert data[1]["quantity"] == "features.event[attention[k, k] >= 1/2]"
     assert all(v["verdict"] in ("consistent", "refuted", "inconclusive") for v in data)
 

@@ -17,31 +17,57 @@ _PREAMBLE = [
     "Sources: *paper* = stated in the seeds (abstract, talk slides); *derived* = our "
     "derivation; *reconstructed* = our reading of the paper. The papers' full texts were "
     "not available.", "",
-    "An O(.) claim is *consistent* when measured/bound does not grow in any swept "
-    "variable (log-log slope over the larger half of each sweep, 95% interval below 0.1; "
-    "a bound with several terms is tested with its terms reweighted by non-negative "
-    "least squares, the same O(.) claim); *refuted* when the slope is above 0.1 beyond "
-    "its interval; the constant is the largest measured/bound met. Exact inequalities "
-    "are checked by Hypothesis and shrunk to a minimal counterexample.", ""]
+    "An O(.) claim is decided at the asymptotic end: each scaling variable (and each pair "
+    "the bound couples) is swept over the region, then past its nominal end until the trend "
+    "of measured/bound is decided or the budget is spent. Three laws of the ratio compete "
+    "on the far points (bounded r_inf + c x^-a, power x^b, log x), chosen by hold-out error "
+    "on the farthest ones. *refuted*: a growth law wins, the far-end log-log slope is "
+    "positive beyond its 95% interval and the last points keep rising; *consistent*: the "
+    "far-end slope stays below 0.1 within its interval there (the constant is the largest "
+    "measured/bound met; the limit r_inf is shown with its interval); *inconclusive* "
+    "otherwise, saying how far the sweep got. A bound with several terms is tested with its "
+    "terms reweighted by non-negative least squares, the same O(.) claim. Exact "
+    "inequalities are checked by Hypothesis and shrunk to a minimal counterexample.", ""]
+
+
+def _predict(chosen, params, x):
+    x = np.asarray(x, float)
+    if chosen == "bounded":
+        return params["r_inf"] + params["c"] * x ** -params["a"]
+    if chosen == "power":
+        return params["A"] * x ** params["b"]
+    return params["a"] + params["b"] * np.log(x)
 
 
 def _plot_ratios(out_dir, verdicts):
+    """Per claim, the ratio over each whole sweep (nominal and extended), the chosen law of its
+    far end, and the region's nominal range shaded."""
     from matplotlib.ticker import NullFormatter
 
     files = {}
     for v in verdicts:
-        if not v.exponents:
+        sweeps = [w for w in v.sweeps.values() if w.get("points")]
+        if not sweeps:
             continue
-        fig, axes = subplots(1, len(v.exponents), figsize=(3.3 * len(v.exponents), 3))
-        for ax, fit in zip(np.atleast_1d(axes), v.exponents.values()):
-            pts = np.array(fit["points"])
-            ax.semilogx(pts[:, 0], pts[:, 1], "o-")   # narrow ratio ranges read better linear
+        fig, axes = subplots(1, len(sweeps), figsize=(3.3 * len(sweeps), 3))
+        for ax, w in zip(np.atleast_1d(axes), sweeps):
+            pts = np.array(sorted((p["x"], p["ratio"]) for p in w["points"]))
+            ax.semilogx(pts[:, 0], pts[:, 1], "o", ms=4)
+            if w["nominal_end"]:
+                ax.axvspan(pts[0, 0], w["nominal_end"], color="0.9", zorder=0)
+            trend = w.get("trend") or {}
+            chosen = trend.get("chosen")
+            if chosen and w.get("models") and chosen in w["models"]:
+                grid = np.geomspace(pts[0, 0], pts[-1, 0], 100)
+                ax.semilogx(grid, _predict(chosen, w["models"][chosen]["params"], grid), "-",
+                            lw=1, label=chosen)
+                ax.legend(fontsize=7)
             ax.xaxis.set_minor_formatter(NullFormatter())
-            ax.set_xlabel(fit["variable"])
+            ax.set_xlabel(w["variable"])
             ax.set_ylabel("measured / reweighted bound" if v.term_weights else "measured / bound")
-            ax.set_title(f"slope {fit['slope']:.2f} [{fit['low']:.2f}, {fit['high']:.2f}]",
-                         fontsize=8)
-        fig.suptitle(f"{v.claim_id}: {v.verdict}", fontsize=9)
+            ax.set_title(w["decided"], fontsize=8)
+        fig.suptitle(f"{v.claim_id}: {v.verdict} (shaded: the region's nominal range)",
+                     fontsize=9)
         files[v.claim_id] = save(fig, out_dir, f"ratio-{v.claim_id}.png")
     return files
 
@@ -56,7 +82,7 @@ def write_report(verdicts, claims: dict, out_dir: str, sections=(), profile: str
     os.makedirs(out_dir, exist_ok=True)
     ratio_files = _plot_ratios(out_dir, verdicts)
     lines = list(_PREAMBLE) + [
-        "| claim | source | verdict | constant | exponents (tail slope, 95% CI) | reason |",
+        "| claim | source | verdict | constant | far-end exponents (slope, 95% CI) | reason |",
         "| --- | --- | --- | --- | --- | --- |"]
     for v in verdicts:
         exps = "; ".join(f"{f['variable']}: {f['slope']:.2f} [{f['low']:.2f}, {f['high']:.2f}]"
@@ -76,6 +102,14 @@ def write_report(verdicts, claims: dict, out_dir: str, sections=(), profile: str
             lines.append(f"- minimal counterexample: `{v.counterexample}`")
         if v.term_weights:
             lines.append(f"- growth test against the bound's terms with weights `{v.term_weights}`")
+        if v.sweeps:
+            lines += ["", "| sweep | nominal end | reached | points past it | trend | why it stopped |",
+                      "| --- | --- | --- | --- | --- | --- |"]
+            for w in v.sweeps.values():
+                end = "-" if w["nominal_end"] is None else f"{w['nominal_end']:.4g}"
+                far = "-" if w["reached"] is None else f"{w['reached']:.4g}"
+                lines.append(f"| {w['variable']} | {end} | {far} | {w['extended']} | "
+                             f"{w['decided']} | {w['stopped']} |")
         if v.claim_id in ratio_files:
             lines += ["", f"![{c.id}]({ratio_files[v.claim_id]})"]
         lines.append("")

@@ -1,0 +1,154 @@
+"""The verdict at the asymptotic end, on synthetic quantities whose law is known (the engine takes
+any measurable callable): what it must decide, and what it must not."""
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+from functools import partial
+
+import numpy as np
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from icl_verifier.checks.claims import Quantity, Region
+from icl_verifier.checks.trend import decide, fit_models
+from icl_verifier.checks.verdict import check_bound
+
+
+@dataclass(frozen=True)
+class Line(Region):
+    """x in [lo, hi], swept upward (its asymptotic end is large x)."""
+
+    x: tuple = (4.0, 24.0)
+    sweep: tuple = ("x",)
+
+    def strategy(self):
+        return st.fixed_dictionaries({"x": st.floats(*self.x)})
+
+    def base(self):
+        return {"x": math.sqrt(self.x[0] * self.x[1])}
+
+
+def _law(name, a, b, params, max_steps):
+    x = params["x"]
+    return {"settle": 1 + x / (x + a),
+            "log": 1 + b * math.log(x),
+            "power": x ** b,
+            "bounded_noise": 2 * (1 + 1e-13 * math.sin(1e3 * x)),
+            "decay": a + b / x}[name]
+
+
+def _check(name, a=30.0, b=0.5, **kw):
+    q = Quantity(f"synthetic.{name}", partial(_law, name, a, b), name, ("x",))
+    return check_bound(q, "1", Line(), examples=3, **kw)
+
+
+@pytest.mark.parametrize("name, a, b, verdict", [
+    ("settle", 30.0, 0, "consistent"),       # rises across the nominal window, then settles
+    ("log", 0, 0.5, "refuted"),              # grows like log x
+    ("power", 0, 0.15, "refuted"),           # a small power
+    ("power", 0, 0.04, "refuted"),           # a tiny power, below the 0.1 exponent threshold
+    ("bounded_noise", 0, 0, "consistent"),   # bounded, with noise of the size of rounding
+    ("decay", 3.0, 5.0, "consistent"),       # settles from above
+])
+def test_synthetic_laws(name, a, b, verdict):
+    v = _check(name, a, b, budget=60)
+    assert v.verdict == verdict, v.reason
+    sweep = v.sweeps["x"]
+    assert sweep["reach"] >= 2.0 and sweep["points"], sweep["stopped"]
+    if verdict == "consistent":
+        assert v.constant == pytest.approx(max(p["ratio"] for p in sweep["points"] if p["ratio"])
+                                           , rel=1e-9) or v.constant >= 0
+
+
+def test_the_settling_ratio_would_be_refuted_on_the_nominal_window_alone():
+    """What the far end is for: on x in [4, 24] alone the settling ratio looks like growth."""
+    x = np.geomspace(4, 24, 7)
+    assert decide(x, 1 + x / (x + 30))["trend"] == "growth"
+    v = _check("settle")
+    assert v.verdict == "consistent" and v.sweeps["x"]["reached"] > 48
+
+
+def test_a_spent_budget_is_inconclusive_and_says_how_far():
+    v = _check("settle", budget=0)
+    assert v.verdict == "inconclusive"
+    assert "x: " in v.reason and "budget" in v.reason
+
+
+@settings(max_examples=10, deadline=None)
+@given(st.floats(0.5, 4.0), st.floats(0.05, 0.5), st.floats(1e-3, 0.05))
+def test_growth_laws_are_recovered_and_bounded_ones_are_not_called_growth(c, b, noise):
+    x = np.geomspace(4, 4 * 2 ** 9, 14)
+    rng = np.random.default_rng(0)
+    wobble = 1 + noise * rng.uniform(-1, 1, x.size) / 100
+    assert decide(x, c * x ** b)["trend"] == "growth"
+    bounded = decide(x, (c + 1 / x) * wobble)
+    assert bounded["trend"] != "growth"
+    fit = fit_models(x, c * x ** b)
+    assert fit["models"]["power"]["params"]["b"] == pytest.approx(b, rel=1e-6)
+
+
+def test_joint_limit_is_swept_when_the_bound_couples_two_variables():
+    """measured = K / eps against K + 1/eps: bounded along each axis at the other's centre,
+    unbounded along the diagonal where both grow."""
+    @dataclass(frozen=True)
+    class Plane(Region):
+        K: tuple = (4.0, 24.0)
+        e: tuple = (4.0, 24.0)
+        sweep: tuple = ("K", "e")
+
+        def strategy(self):
+            return st.fixed_dictionaries({"K": st.floats(*self.K), "e": st.floats(*self.e)})
+
+        def base(self):
+            return {"K": 10.0, "e": 10.0}
+
+    q = Quantity("synthetic.product", partial(_product), "K e", ("K", "e"))
+    v = check_bound(q, "K + e", Plane(), examples=3, budget=60)
+    assert v.verdict == "refuted", v.reason
+    assert v.sweeps["K & e"]["decided"] == "growth"
+    assert v.sweeps["K"]["decided"] == "bounded"
+
+
+def _product(params, max_steps):
+    return params["K"] * params["e"]
+
+
+def _two_terms(params, max_steps):
+    x = params["x"]
+    return 3 * x ** 2 + 0.5 * x * math.log(x)
+
+
+@pytest.mark.parametrize("law, terms, constants", [
+    (_two_terms, {"x**2", "x*log(x)"}, {"x**2": 3.0, "x*log(x)": 0.5}),
+    (partial(_law, "power", 0, 1.5), {"x**(3/2)"}, {"x**(3/2)": 1.0}),
+])
+def test_discover_recovers_a_synthetic_law(law, terms, constants):
+    from icl_verifier.checks.discover import discover
+
+    q = Quantity("synthetic.law", law, "a known law", ("x",))
+    found = discover(q, Line(), budget=30)
+    assert set(found["terms"]) == terms, found
+    for term, c, (lo, hi) in zip(found["terms"], found["constants"], found["intervals"]):
+        assert c == pytest.approx(constants[term], rel=1e-6)
+        assert lo - 1e-9 <= constants[term] <= hi + 1e-9
+    assert found["validation"]["heldout_max_rel_error"] < 1e-6
+    assert found["verdict"]["verdict"] == "consistent"
+
+
+def _floor_law(params, max_steps):
+    """The shape of an error O(1/N + 1/sqrt(M)) at fixed N: falls a little faster than
+    1/sqrt(M) on the nominal window, then settles at its 1/N floor."""
+    return 0.002 + params["x"] ** -0.6
+
+
+def test_a_term_the_data_do_not_need_is_not_dropped():
+    """Against 1 + 1/sqrt(x), least squares on the nominal window wants a negative weight on the
+    constant term (the data fall faster than 1/sqrt(x)); dropping that term would make the ratio
+    grow past the window, a stronger claim than the one stated.  Every term keeps a positive
+    weight, so the true O(1 + 1/sqrt(x)) is not refuted."""
+    q = Quantity("synthetic.floor", _floor_law, "floor", ("x",))
+    v = check_bound(q, "1 + 1/sqrt(x)", Line(), examples=3, budget=30)
+    assert v.verdict == "consistent", v.reason
+    assert all(w > 0 for w in v.term_weights.values())
