@@ -348,7 +348,7 @@ def run_simulation(args):
     """``icl-verify simulate classification``: validate, run, and summarise."""
     config = ClassificationConfig.make(args.N, args.d, args.Lambda, args.classes, args.r, args.eta)
     backend = backend_option(args)
-    samples = whole_number(args.samples, "samples", at_least=100)
+    samples = whole_number(args.samples, "samples", at_least=100, at_most=10**7)
     seed = whole_number(args.seed, "seed", at_least=0)
     nodes = Nodes.parse(args.nodes)
     start = time.perf_counter()

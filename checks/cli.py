@@ -98,11 +98,34 @@ def _parser(settings: dict) -> argparse.ArgumentParser:
 
 
 def _check_out(path: str) -> None:
+    """An output file that can be written, checked before any work."""
+    if path is None:
+        return
+    if not path.strip():
+        raise UserError("an output path is empty")
     folder = os.path.dirname(os.path.abspath(path))
     if not os.path.isdir(folder):
         raise UserError(f"output folder {folder} does not exist")
     if os.path.isdir(path):
         raise UserError(f"output {path} is a folder")
+    if not os.access(folder, os.W_OK) or (os.path.exists(path) and not os.access(path, os.W_OK)):
+        raise UserError(f"output {path} cannot be written")
+
+
+def _check_report_dir(path: str) -> None:
+    """A report folder that can be written (made if missing), checked before any work."""
+    if path is None:
+        return
+    if not path.strip():
+        raise UserError("the report folder path is empty")
+    if os.path.exists(path) and not os.path.isdir(path):
+        raise UserError(f"report folder {path} is an existing file")
+    parent = os.path.dirname(os.path.abspath(path))
+    if not os.path.isdir(parent):
+        raise UserError(f"the folder {parent} of the report does not exist")
+    target = path if os.path.isdir(path) else parent
+    if not os.access(target, os.W_OK):
+        raise UserError(f"report folder {path} cannot be written")
 
 
 def _simulate(args, settings) -> int:
@@ -192,21 +215,31 @@ def _check(args, settings) -> int:
                   for cid, (s, c) in claims.items()}
         for cid in ids:
             claims[cid][1].region.base()               # a bad clause: one line, before any run
-    if args.json:
-        _check_out(args.json)
+    _check_out(args.json)
+    _check_report_dir(args.report)
+    budget = _budget(args.budget)
     verdicts = []
     show = sys.stderr.isatty()
+    began = time.perf_counter()
     with _executor(args.executor) as ex:
-        for cid in ids:
+        for i, cid in enumerate(ids, 1):
+            head = f"[{i}/{len(ids)}] {cid}"
+            if not show:
+                print(f"{PROG}: {head}: checking ({_clock(began)} so far)", file=sys.stderr,
+                      flush=True)
             bar = _bar(None, show)
-            bar.set_description(cid)
-            v = check_claim(claims[cid][1], args.profile, executor=ex, progress=bar.update)
+            bar.set_description(head)
+            v = check_claim(claims[cid][1], args.profile, executor=ex, progress=bar.update,
+                            budget=budget)
             bar.close()
+            if not show:
+                print(f"{PROG}: {head}: {v.verdict} ({_clock(began)} so far)", file=sys.stderr,
+                      flush=True)
             verdicts.append(v)
             _print_verdict(v)
-        if args.json:
+        if args.json is not None:
             _write_json(args.json, [v.to_json() for v in verdicts])
-        if args.report:
+        if args.report is not None:
             from .report import write_report
             sections = []
             for setting in settings.values():
@@ -243,19 +276,20 @@ def _bound(args, settings) -> int:
     parse_bound(args.bound, quantity.variables)
     if args.where:
         owner.region.where(args.where, quantity.variables).base()      # bad clauses: one line
-    examples = None if args.examples is None else whole_number(args.examples, "examples", at_least=1)
-    if args.json:
-        _check_out(args.json)
+    examples = None if args.examples is None else whole_number(args.examples, "examples", at_least=1,
+                                                               at_most=10_000)
+    budget = _budget(args.budget)
+    _check_out(args.json)
     bar = _bar(None, sys.stderr.isatty())
     with _executor(args.executor) as ex:
         region = owner.region.where(args.where, quantity.variables) if args.where else \
             owner.region
         v = check_bound(quantity, args.bound, region, profile=args.profile,
-                        budget=_budget(args.budget),
+                        budget=budget,
                         examples=examples, executor=ex, progress=bar.update)
     bar.close()
     _print_verdict(v)
-    if args.json:
+    if args.json is not None:
         _write_json(args.json, v.to_json())
     return 0
 
@@ -270,8 +304,7 @@ def _discover(args, settings) -> int:
     region = owner.region.where(args.where, quantity.variables) if args.where else owner.region
     region.base()
     budget = _budget(args.budget)
-    if args.json:
-        _check_out(args.json)
+    _check_out(args.json)
     show = sys.stderr.isatty()
     bar = _bar(None, show)
     bar.set_description(f"discover {args.quantity}")
@@ -293,7 +326,7 @@ def _discover(args, settings) -> int:
           f"(all {val['configurations']}: {val['max_rel_error']:.3g})")
     if law["verdict"]:
         print(f"    as an O(.) bound: {law['verdict']['verdict']} - {law['verdict']['reason']}")
-    if args.json:
+    if args.json is not None:
         _write_json(args.json, law)
     return 0
 

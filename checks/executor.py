@@ -9,6 +9,7 @@ from __future__ import annotations
 import concurrent.futures as cf
 import contextlib
 import os
+import signal
 
 __all__ = ["make_executor", "SerialExecutor"]
 
@@ -25,12 +26,30 @@ class SerialExecutor(cf.Executor):
         return future
 
 
+def _worker_start():
+    """A pool worker: one BLAS thread (``n`` workers use ``n`` cores, not ``n`` times the BLAS
+    pool), and Ctrl-C left to the parent, which stops the run and reports it in one line."""
+    from threadpoolctl import threadpool_limits
+
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+    threadpool_limits(1)
+
+
 @contextlib.contextmanager
 def make_executor(spec: str | None = None, workers: int | None = None):
     """Context manager yielding the executor named by ``spec``."""
     if spec in (None, "", "process", "processes"):
-        with cf.ProcessPoolExecutor(max_workers=workers or min(2, os.cpu_count() or 1)) as ex:
+        ex = cf.ProcessPoolExecutor(max_workers=workers or min(2, os.cpu_count() or 1),
+                                    initializer=_worker_start)
+        try:
             yield ex
+        except BaseException:           # Ctrl-C or an error: stop the workers now, quietly
+            for proc in list((getattr(ex, "_processes", None) or {}).values()):
+                proc.terminate()
+            ex.shutdown(wait=False, cancel_futures=True)
+            raise
+        else:
+            ex.shutdown(wait=True)
     elif spec == "serial":
         yield SerialExecutor()
     elif spec.startswith("dask:"):

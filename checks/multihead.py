@@ -444,7 +444,7 @@ def run_simulation(args):
     config = MultiheadConfig.make(args.n, args.H, args.d, args.L, args.sigma, args.init,
                                   args.flow, args.seed)
     t_end = positive_real(args.t_end, "t-end")
-    points = whole_number(args.points, "points", at_least=10)
+    points = whole_number(args.points, "points", at_least=10, at_most=100_000)
     digits = precision(args.precision)
     start = time.perf_counter()
     traj = simulate(config, t_end, points, digits=digits)

@@ -112,9 +112,9 @@ class ClassificationConfig:
     @classmethod
     def make(cls, N, d=None, Lambda="identity", classes=2, r="1", eta="1"):
         """Validate and build; raises :class:`ConfigError` with a one-line message."""
-        N = whole_number(N, "N", at_least=1)
-        classes = whole_number(classes, "c (number of classes)", at_least=2)
-        d = None if d is None else whole_number(d, "d", at_least=1)
+        N = whole_number(N, "N", at_least=1, at_most=10**7)
+        classes = whole_number(classes, "c (number of classes)", at_least=2, at_most=64)
+        d = None if d is None else whole_number(d, "d", at_least=1, at_most=256)
         lam = parse_lambda(Lambda, d)
         r = fraction(r, "r")
         if r <= 0:
@@ -388,11 +388,15 @@ def _prompts(N, d, classes, r, samples, seed):
 
 @lru_cache(maxsize=None)
 def _multiclass(classes: int):
-    """``(ell, grad, hess)`` of the ``c``-class cross-entropy in the logits, compiled from
-    :func:`theory.classification.multiclass_integrand` (numpy, one array per logit)."""
+    """``(ell and grad, hess)`` of the ``c``-class cross-entropy in the logits, compiled from
+    :func:`theory.classification.multiclass_integrand` (numpy, one array per entry)."""
     d = th.multiclass_integrand(classes)
-    flat = [d["ell"], *d["grad"], *(h for row in d["hess"] for h in row)]
-    return sp.lambdify(d["logits"], flat, "numpy", cse=True)
+    return (sp.lambdify(d["logits"], [d["ell"], *d["grad"]], "numpy", cse=True),
+            sp.lambdify(d["logits"], [h for row in d["hess"] for h in row], "numpy", cse=True))
+
+
+#: How many second-derivative entries the Monte Carlo loss holds at once (about 80 MB).
+CHUNK_ENTRIES = 10_000_000
 
 
 class MonteCarloLoss:
@@ -411,18 +415,26 @@ class MonteCarloLoss:
     def per_sample(self, v, limit=False, hessian=True):
         """Per-prompt loss, gradient ``(S, G)`` and Hessian ``(S, G, G)`` (None when not asked
         for) at ``v``: the derived :func:`theory.classification.multiclass_integrand`, compiled,
-        at the logits shifted by their largest value, chained through ``logit = U v``."""
+        at the logits shifted by their largest value, chained through ``logit = U v``.  Prompts
+        go through in chunks, so the ``c x c`` second derivatives never take more than about
+        ``CHUNK_ENTRIES`` numbers at once."""
         U = self.U_inf if limit else self.U
         logits = U @ np.asarray(v, float)                 # (S, c)
         logits = logits - logits.max(axis=1, keepdims=True)
         c = self.classes
-        values = np.stack(np.broadcast_arrays(*_multiclass(c)(*logits.T)), axis=1)
-        loss, resid = values[:, 0], values[:, 1:c + 1]                      # ell, d ell/d logit
-        grad = np.einsum("sk,skg->sg", resid, U)
-        if not hessian:
-            return loss, grad, None
-        second = values[:, c + 1:].reshape(-1, c, c)                       # d2 ell/d logit^2
-        hess = np.einsum("skg,skj,sjh->sgh", U, second, U, optimize=True)
+        first, second = _multiclass(c)
+        loss = np.empty(len(logits))
+        grad = np.empty((len(logits), U.shape[2]))
+        hess = np.empty((len(logits), U.shape[2], U.shape[2])) if hessian else None
+        step = max(1, CHUNK_ENTRIES // (c * c + c + 1))
+        for i in range(0, len(logits), step):
+            part, Ui = logits[i:i + step].T, U[i:i + step]
+            values = np.stack(np.broadcast_arrays(*first(*part)), axis=1)
+            loss[i:i + step] = values[:, 0]                                   # ell
+            grad[i:i + step] = np.einsum("sk,skg->sg", values[:, 1:], Ui)      # d ell/d logit
+            if hessian:
+                d2 = np.stack(np.broadcast_arrays(*second(*part)), axis=1).reshape(-1, c, c)
+                hess[i:i + step] = np.einsum("skg,skj,sjh->sgh", Ui, d2, Ui, optimize=True)
         return loss, grad, hess
 
     def __call__(self, v, hessian=True):
@@ -553,6 +565,7 @@ class ClassificationTrajectory(Record):
     exact: dict | None = field(default=None, repr=False)
 
     ARRAYS = ("v", "loss", "distance", "v_star", "eigenvalues", "multiplicity")
+    PER_STEP = ("v", "loss", "distance")
 
     def rate(self, floor: float = 1e-9):
         """Linear rate: ``rho = exp(slope)`` of ``log ||W_t - W*||`` over the recorded steps in the
@@ -612,7 +625,7 @@ def simulate(config: ClassificationConfig, steps: int, every: int = 1, backend: 
     :class:`SimulationError` naming the step when the loss or the weights stop being finite."""
     from tqdm import tqdm
 
-    steps = whole_number(steps, "steps", at_least=0)
+    steps = whole_number(steps, "steps", at_least=0, at_most=10**7)
     every = whole_number(every, "every", at_least=1)
     method = _method(config, method, trajectory=True)
     if backend.is_mp and method == "montecarlo":

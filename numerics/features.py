@@ -68,6 +68,11 @@ def parse_p(spec, K: int) -> tuple[Fraction, ...]:
     return tuple(x / total for x in p)
 
 
+#: The largest K the exact simulator accepts: the quadrature holds (columns x atoms x nodes)
+#: arrays, about 0.4 GB at K = 512 with every p_k distinct.
+MAX_K = 512
+
+
 @dataclass(frozen=True)
 class FeaturesConfig:
     """A configuration of the features setting: K features, prompts of N tokens, probabilities p,
@@ -82,8 +87,8 @@ class FeaturesConfig:
     @classmethod
     def make(cls, K, N, p="balanced", eta="0.1") -> "FeaturesConfig":
         """Validate and build; raises :class:`ConfigError` with a one-line message."""
-        K = whole_number(K, "K", at_least=2)
-        N = whole_number(N, "N", at_least=1)
+        K = whole_number(K, "K", at_least=2, at_most=MAX_K)
+        N = whole_number(N, "N", at_least=1, at_most=10**9)
         eta_f = positive_fraction(eta, "eta")
         spec = p if isinstance(p, str) else ",".join(str(x) for x in p)
         return cls(K, N, parse_p(p, K), eta_f, spec)
@@ -293,6 +298,7 @@ class Trajectory(Record):
     #: The arrays an arbitrary-precision run also keeps exactly.
     EXACT = ("logits", "loss", "attention", "concentration", "loss_star")
     SKIP = ("backend",)
+    PER_STEP = ("logits", "loss", "attention", "concentration")
 
     def A(self, k: int) -> np.ndarray:
         """``A_k`` at the recorded steps."""
@@ -354,7 +360,7 @@ def simulate(config: FeaturesConfig, steps: int, every: int = 1, backend: Backen
     step); returning True stops the run there, and that step is recorded last.  Raises
     :class:`SimulationError` naming the step when NaN or overflow appears.
     """
-    steps = whole_number(steps, "steps", at_least=0)
+    steps = whole_number(steps, "steps", at_least=0, at_most=10**9)
     every = whole_number(every, "every", at_least=1)
     if method not in METHODS:
         raise ConfigError(f"unknown method {method!r}; choose one of {', '.join(METHODS)}")

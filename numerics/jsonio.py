@@ -21,6 +21,9 @@ def write_json(path: str, data, indent: int | None = None) -> None:
     try:
         with os.fdopen(fd, "w") as fh:
             fh.write(text)
+        mask = os.umask(0)              # mkstemp makes 0600; give the file the user's umask
+        os.umask(mask)
+        os.chmod(tmp, 0o666 & ~mask)
         os.replace(tmp, path)
     except BaseException:
         if os.path.exists(tmp):
@@ -44,9 +47,31 @@ def read_json(path: str) -> dict:
             data = json.load(fh)
     except json.JSONDecodeError as exc:
         raise ValueError(f"{path} is not valid JSON ({exc.msg} at line {exc.lineno})") from None
+    except UnicodeDecodeError:
+        raise ValueError(f"{path} is not UTF-8 text") from None
+    except OSError as exc:
+        raise ValueError(f"{path} cannot be read ({exc.strerror or exc})") from None
     if not isinstance(data, dict):
         raise ValueError(f"{path} does not hold a JSON object")
     return data
+
+
+def _array(name: str, value, kind):
+    """A rectangular array of numbers (or booleans); one-line ``ValueError`` naming the field."""
+    def ok(x):
+        if isinstance(x, list):
+            return all(ok(y) for y in x)
+        if kind is bool:
+            return isinstance(x, bool)
+        return x is None or (isinstance(x, (int, float)) and not isinstance(x, bool))
+    if not ok(value):
+        raise ValueError(f"the trajectory's field {name!r} must hold only "
+                         f"{'booleans' if kind is bool else 'numbers'}")
+    try:
+        out = np.array(value, dtype=kind if kind is bool else float)
+    except (ValueError, TypeError):
+        raise ValueError(f"the trajectory's field {name!r} is not a rectangular array") from None
+    return out
 
 
 class Record:
@@ -59,6 +84,8 @@ class Record:
     ARRAYS: tuple = ()
     BOOL_ARRAYS: tuple = ()
     SKIP: tuple = ()
+    #: Arrays with one entry per recorded time (their length must be that of ``t``).
+    PER_STEP: tuple = ()
 
     def to_json(self) -> dict:
         out = {}
@@ -89,11 +116,19 @@ class Record:
             if name not in data:
                 continue
             value = data[name]
-            if name in cls.ARRAYS:
-                value = np.array(value, dtype=float)
-            elif name in cls.BOOL_ARRAYS:
-                value = np.array(value, dtype=bool)
+            if name in cls.ARRAYS or name in cls.BOOL_ARRAYS:
+                value = _array(name, value, bool if name in cls.BOOL_ARRAYS else float)
             values[name] = value
+        t = data.get("t")
+        if t is not None:
+            if not isinstance(t, list) or not t or not all(
+                    isinstance(x, (int, float)) and not isinstance(x, bool) for x in t):
+                raise ValueError("the trajectory's field 't' must be a non-empty list of numbers")
+            for name in cls.PER_STEP:
+                if name in values and np.shape(values[name])[:1] != (len(t),):
+                    raise ValueError(f"the trajectory's field {name!r} has "
+                                     f"{np.shape(values[name])[:1] or 'no'} entries, not one per "
+                                     f"recorded time ({len(t)})")
         return cls(**values, **extra)
 
     @classmethod

@@ -55,16 +55,16 @@ class MultiheadConfig:
 
     @classmethod
     def make(cls, n, H, d, L, sigma="0", init="0.05", flow="balanced", seed=0):
-        n = whole_number(n, "n (number of tasks)", at_least=1)
-        H = whole_number(H, "H (number of heads)", at_least=1)
+        n = whole_number(n, "n (number of tasks)", at_least=1, at_most=8)
+        H = whole_number(H, "H (number of heads)", at_least=1, at_most=8)
         if isinstance(d, (int, str)) and "," not in str(d):
             d = [d] * n
         elif isinstance(d, str):
             d = d.split(",")
-        d = tuple(whole_number(x, "d_i", at_least=1) for x in d)
+        d = tuple(whole_number(x, "d_i", at_least=1, at_most=10**6) for x in d)
         if len(d) != n:
             raise ConfigError(f"d has {len(d)} block sizes but n = {n}")
-        L = whole_number(L, "L (context length)", at_least=1)
+        L = whole_number(L, "L (context length)", at_least=1, at_most=10**9)
         sigma, init = fraction(sigma, "sigma"), fraction(init, "init")
         if sigma < 0:
             raise ConfigError(f"sigma must be a non-negative number, got {sigma}")
@@ -377,6 +377,7 @@ class MultiheadTrajectory(Record):
 
     ARRAYS = ("t", "omega", "mu", "loss", "allocation")
     BOOL_ARRAYS = ("active",)
+    PER_STEP = ("omega", "mu", "loss")
 
     @property
     def limit(self) -> np.ndarray:

@@ -7,7 +7,16 @@ from fractions import Fraction
 
 from .errors import ConfigError
 
-__all__ = ["fraction", "whole_number", "positive_fraction", "positive_real"]
+__all__ = ["fraction", "whole_number", "positive_fraction", "positive_real", "MAX_CHARACTERS"]
+
+#: A number longer than this is refused before it is read (a billion digits would take minutes
+#: and gigabytes to parse).
+MAX_CHARACTERS = 100
+
+
+def _short(text) -> str:
+    text = str(text)
+    return text if len(text) <= 40 else f"{text[:20]}...({len(text)} characters)"
 
 
 def fraction(text, what: str) -> Fraction:
@@ -20,6 +29,9 @@ def fraction(text, what: str) -> Fraction:
         if isinstance(text, float) and not math.isfinite(text):
             raise ConfigError(f"{what} must be a finite number, got {text!r}")
         return Fraction(text)
+    if len(str(text)) > MAX_CHARACTERS:
+        raise ConfigError(f"{what} must be a number of at most {MAX_CHARACTERS} characters, got "
+                          f"{_short(text)}")
     try:
         return Fraction(str(text).strip())
     except (ValueError, ZeroDivisionError):
@@ -36,6 +48,9 @@ def positive_fraction(text, what: str) -> Fraction:
 
 def positive_real(text, what: str) -> float:
     """A positive finite float."""
+    if len(str(text)) > MAX_CHARACTERS:
+        raise ConfigError(f"{what} must be a number of at most {MAX_CHARACTERS} characters, got "
+                          f"{_short(text)}")
     try:
         value = float(str(text).strip())
     except ValueError:
@@ -52,6 +67,9 @@ def whole_number(x, what: str, at_least: int | None = None, at_most: int | None 
     if isinstance(x, int):
         value = x
     else:
+        if len(str(x)) > MAX_CHARACTERS:
+            raise ConfigError(f"{what} must be a whole number of at most {MAX_CHARACTERS} "
+                              f"characters, got {_short(x)}")
         try:
             f = Fraction(str(x).strip())
         except (ValueError, ZeroDivisionError):

@@ -31,6 +31,7 @@ from ..theory import features as th
 from ..theory.symmetric import automorphisms
 
 from .backend import F64, Backend
+from .errors import ConfigError
 from .quadrature import de_grid
 
 __all__ = ["Columns", "expect", "choose_method", "METHODS", "count_vectors"]
@@ -234,7 +235,8 @@ def _compositions(n: int, parts: int) -> np.ndarray:
     """All count vectors of ``n`` tokens over ``parts`` features, one per row."""
     total = count_vectors(n, parts)
     if total > ENUMERATION_LIMIT:
-        raise ValueError(f"enumeration needs {total} count vectors (limit {ENUMERATION_LIMIT}); "
+        raise ConfigError(f"enumeration needs {total:.3g} count vectors (limit "
+                          f"{ENUMERATION_LIMIT}); "
                          "use --method quadrature")
     if parts == 1:
         return np.array([[n]], dtype=np.int64)

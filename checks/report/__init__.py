@@ -74,12 +74,42 @@ def _plot_ratios(out_dir, verdicts):
 
 def write_report(verdicts, claims: dict, out_dir: str, sections=(), profile: str = "quick",
                  executor=None) -> str:
-    """Write ``report.md`` and its figures into ``out_dir``; returns the Markdown path.
+    """Write ``report.md`` and its figures into ``out_dir``, all or nothing: they are drawn into
+    a temporary folder beside it, which replaces ``out_dir`` only once complete (an interrupted
+    run leaves the old report as it was).  Returns the Markdown path.
 
     ``claims``: claim id -> :class:`checks.claims.Claim` of every verdict; ``sections``:
     ``(setting, its verdicts)`` pairs, each drawn by ``setting.report(verdicts, out_dir, profile,
     executor)`` when the setting has a section."""
-    os.makedirs(out_dir, exist_ok=True)
+    import shutil
+    import tempfile
+
+    final = os.path.abspath(out_dir)
+    staging = tempfile.mkdtemp(prefix=".report-", dir=os.path.dirname(final))
+    try:
+        _write(verdicts, claims, staging, sections, profile, executor)
+        os.chmod(staging, 0o777 & ~_umask())
+        old = None
+        if os.path.isdir(final):
+            old = tempfile.mkdtemp(prefix=".report-old-", dir=os.path.dirname(final))
+            os.rmdir(old)
+            os.rename(final, old)
+        os.rename(staging, final)
+        if old:
+            shutil.rmtree(old, ignore_errors=True)
+    except BaseException:
+        shutil.rmtree(staging, ignore_errors=True)
+        raise
+    return os.path.join(out_dir, "report.md")
+
+
+def _umask() -> int:
+    mask = os.umask(0)
+    os.umask(mask)
+    return mask
+
+
+def _write(verdicts, claims, out_dir, sections, profile, executor) -> None:
     ratio_files = _plot_ratios(out_dir, verdicts)
     lines = list(_PREAMBLE) + [
         "| claim | source | verdict | constant | far-end exponents (slope, 95% CI) | reason |",
@@ -116,7 +146,5 @@ def write_report(verdicts, claims: dict, out_dir: str, sections=(), profile: str
     for setting, setting_verdicts in sections:
         if setting.report is not None:
             lines += setting.report(setting_verdicts, out_dir, profile, executor)
-    path = os.path.join(out_dir, "report.md")
-    with open(path, "w") as fh:
+    with open(os.path.join(out_dir, "report.md"), "w") as fh:
         fh.write("\n".join(lines))
-    return path
