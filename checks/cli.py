@@ -337,6 +337,26 @@ def _derive(args, settings) -> int:
     return 0
 
 
+def _hypothesis_home() -> None:
+    """Hypothesis keeps caches in ``.hypothesis/`` of the working directory; the command line is
+    not a test suite, so they go to the user's cache folder instead (the temporary folder when
+    that cannot be written)."""
+    import tempfile
+
+    from hypothesis.configuration import set_hypothesis_home_dir
+
+    base = os.environ.get("XDG_CACHE_HOME") or os.path.join(os.path.expanduser("~"), ".cache")
+    for root in (base, tempfile.gettempdir()):
+        path = os.path.join(root, "icl-verifier", "hypothesis")
+        try:
+            os.makedirs(path, exist_ok=True)
+        except OSError:
+            continue
+        if os.access(path, os.W_OK):
+            set_hypothesis_home_dir(path)
+            return
+
+
 _COMMANDS = {"simulate": _simulate, "derive": _derive, "list": _list, "check": _check,
              "bound": _bound, "discover": _discover}
 
@@ -350,6 +370,7 @@ def main(argv=None) -> int:
     from ..numerics.errors import ConfigError, SimulationError
 
     settings = registered()
+    _hypothesis_home()
     try:
         args = _parser(settings).parse_args(argv)
         return _COMMANDS[args.command](args, settings)

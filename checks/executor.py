@@ -7,6 +7,7 @@ client connected to ADDRESS (``tcp://host:8786``); ``"serial"`` runs in this pro
 from __future__ import annotations
 
 import concurrent.futures as cf
+from concurrent.futures.process import BrokenProcessPool
 import contextlib
 import os
 import signal
@@ -35,6 +36,20 @@ def _worker_start():
     threadpool_limits(1)
 
 
+def _quiet_pool_threads():
+    """The pool's manager thread reports the workers it finds stopped (an interrupt stopped them
+    on purpose): keep that out of the one-line message."""
+    import threading
+
+    previous = threading.excepthook
+
+    def hook(args):
+        if issubclass(args.exc_type, (cf.InvalidStateError, BrokenProcessPool)):
+            return
+        previous(args)
+    threading.excepthook = hook
+
+
 @contextlib.contextmanager
 def make_executor(spec: str | None = None, workers: int | None = None):
     """Context manager yielding the executor named by ``spec``."""
@@ -44,9 +59,10 @@ def make_executor(spec: str | None = None, workers: int | None = None):
         try:
             yield ex
         except BaseException:           # Ctrl-C or an error: stop the workers now, quietly
+            _quiet_pool_threads()
+            ex.shutdown(wait=False, cancel_futures=True)
             for proc in list((getattr(ex, "_processes", None) or {}).values()):
                 proc.terminate()
-            ex.shutdown(wait=False, cancel_futures=True)
             raise
         else:
             ex.shutdown(wait=True)

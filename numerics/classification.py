@@ -586,6 +586,10 @@ class ClassificationTrajectory(Record):
                 "high": math.exp(fit.slope + half_width), "steps": [t[0], t[-1]]}
 
 
+#: GD has diverged once ||W_t - W*|| exceeds this multiple of ||W_0 - W*||.
+DIVERGED = 1e8
+
+
 def _descend(evaluate, update, distance, state, steps, every, until, bar, finite, observe=None):
     """The GD loop of both estimators: ``evaluate(state) -> (L, g)``, ``update(state, g)``; records
     every ``every``-th step, the last, and the first with ``distance <= until * distance(start)``
@@ -594,9 +598,14 @@ def _descend(evaluate, update, distance, state, steps, every, until, bar, finite
     recorded, states, losses = [], [], []
     first = distance(state)
     for t in range(steps + 1):
-        L, g = evaluate(state)
+        with np.errstate(all="ignore"):         # non-finite values are caught just below
+            L, g = evaluate(state)
         if not finite(L, g):
             raise SimulationError(t, "the loss or its gradient is not finite")
+        far = distance(state)
+        if not math.isfinite(far) or far > DIVERGED * max(first, 1e-300):
+            raise SimulationError(t, f"GD diverges: ||W_t - W*|| is {far:.3g}, more than "
+                                     f"{DIVERGED:.0e} times its start (a smaller --eta?)")
         stop = until is not None and distance(state) <= until * first
         stop = stop or (observe is not None and observe(t, float(L), float(distance(state))))
         if t % every == 0 or t == steps or stop:
