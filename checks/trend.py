@@ -176,20 +176,25 @@ def decide(x, r) -> dict:
         models[chosen]["heldout_error"] <= 0.5 * bounded_err
     span = f"{exp['slope']:.2f} [{exp['low']:.2f}, {exp['high']:.2f}]"
     if up and exp["low"] > 0 and chosen in ("power", "log"):
-        # growth that does not slow down: as steep at the very end as over the far half, and as
-        # over the near half (a ratio on its way to a limit flattens toward the end)
-        steady = exp["low"] > GROWTH and last > GROWTH and last >= 0.85 * exp["slope"] \
-            and exp["slope"] >= 0.7 * near
-        if steady:
-            return out | {"trend": "growth", "why": f"the far-end exponent is {span}, as large "
-                          f"as nearer in ({near:.2f}) and at the very end ({last:.2f}), and "
-                          f"the last points keep rising"}
-        if growth_model:
+        # growth that does not slow down, measured in the chosen law's own coordinates (log-log
+        # slope for a power, slope in log x for a log law): as steep at the very end as over the
+        # far half (a ratio on its way to a limit flattens toward the end)
+        # the slope of the last three points against that of the three before them
+        if chosen == "power":
+            before = _log_fit(x[-5:-2], r[-5:-2])[0] if len(x) >= 5 else exp["slope"]
+            steady = last >= 0.85 * before and exp["slope"] >= 0.7 * near
+        else:
+            slope = lambda a, b: float(np.polyfit(np.log(a), b, 1)[0])  # noqa: E731
+            before = slope(x[-5:-2], r[-5:-2]) if len(x) >= 5 else slope(x, r)
+            steady = slope(x[-3:], r[-3:]) >= 0.85 * before
+        out["steady"] = bool(steady)
+        if steady and (exp["low"] > GROWTH or growth_model):
             law = (f"x^{models['power']['params']['b']:.3g}" if chosen == "power" else
                    f"{models['log']['params']['b']:.3g} log x")
-            return out | {"trend": "growth", "why": f"grows like {law} (far-end exponent {span}; "
-                          f"hold-out error {models[chosen]['heldout_error']:.2g} against "
-                          f"{bounded_err:.2g} for a bounded law) and the last points keep rising"}
+            return out | {"trend": "growth", "why": f"grows like {law} (far-end exponent {span}, "
+                          f"as steep at the very end; hold-out error "
+                          f"{models[chosen]['heldout_error']:.2g} against {bounded_err:.2g} for a "
+                          f"bounded law) and the last points keep rising"}
     if exp["high"] <= GROWTH:
         if "bounded" in models:
             p = models["bounded"]["params"]

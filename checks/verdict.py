@@ -308,14 +308,27 @@ def _sweeps(quantity, bound, expr, region, opts, executor, record, evaluations):
     deadline = time.perf_counter() + opts["budget"]      # the budget is for going past the end
 
     def trend_of(d):
+        """The trend against the reweighted bound and against the bound as written.  Positive
+        weightings differ by constant factors, so the ratio is bounded under one iff under all:
+        bounded when either is bounded at the far end; growth only when both grow (a crossover
+        of two terms can look like growth under one weighting before the far end)."""
         weights, reference = _term_weights(expr, evaluations)
         axis = paths[d][1]
-        xy = [(axis(e["_params"]), e["measured"] / reference(e["params"]))
-              for e in mine[d] if e["measured"] is not None and e["measured"] > 0]
+        rows = [e for e in mine[d] if e["measured"] is not None and e["measured"] > 0]
+        xy = [(axis(e["_params"]), e["measured"] / reference(e["params"])) for e in rows]
         xs = [x for x, _ in xy]
         if len(set(xs)) < 4:
             return weights, xy, None
-        return weights, xy, decide(xs, [y for _, y in xy])
+        decision = decide(xs, [y for _, y in xy])
+        if weights is None:
+            return weights, xy, decision
+        plain = decide(xs, [e["measured"] / e["bound"] for e in rows])
+        if plain["trend"] == "bounded" and decision["trend"] != "bounded":
+            decision = plain | {"why": plain["why"] + " (against the bound as written)"}
+        elif decision["trend"] == "growth" and plain["trend"] != "growth":
+            decision = decision | {"trend": "unresolved", "why": decision["why"] + "; against "
+                                   "the bound as written: " + plain["why"]}
+        return weights, xy, decision
 
     sweeps, exponents = {}, {}
     for i, d in enumerate(directions):
