@@ -116,8 +116,14 @@ def _evaluate(quantity: Quantity, bound_expr, params, max_steps, positive=True):
 
 
 def _task(args):
+    """``(measured, bound, seconds)`` of one configuration (for an executor)."""
+    import time
+
     quantity, bound, params, max_steps, positive = args
-    return _evaluate(quantity, parse_bound(bound, quantity.variables), params, max_steps, positive)
+    start = time.perf_counter()
+    m, b = _evaluate(quantity, parse_bound(bound, quantity.variables), params, max_steps,
+                     positive)
+    return m, b, time.perf_counter() - start
 
 
 #: Exact inequalities ``measured REL bound``, by kind.
@@ -296,15 +302,19 @@ def _sweeps(quantity, bound, expr, region, opts, executor, record, evaluations):
     base = region.base()
     directions = _directions(region, expr)
     paths = {d: _path(region, d, base, opts) for d in directions}
-    nominal = [(d, p) for d in directions for p in paths[d][0]]
-    if not nominal:
+    # the variables' own sweeps run first, in parallel; a joint path's points come out of the
+    # budget, after them (they are extra)
+    nominal = [(d, p) for d in directions if len(d) == 1 for p in paths[d][0]]
+    pending = {d: list(paths[d][0]) for d in directions if len(d) > 1}
+    if not nominal and not pending:
         return None, {}, {}
     results = list(mapper(_task, [(quantity, bound, _clean(p), opts["max_steps"], True)
                                   for _, p in nominal]))
     mine = {d: [] for d in directions}
-    for (d, params), (m, b) in zip(nominal, results):
-        e = _record_sweep(record, evaluations, params, m, b, "sweep " + " & ".join(d))
+    for (d, params), (m, b, seconds) in zip(nominal, results):
+        e = _record_sweep(record, evaluations, params, m, b, "sweep " + " & ".join(d), seconds)
         mine[d].append(e)
+    slowest = max((e["seconds"] for d in mine for e in mine[d]), default=0.0)
     deadline = time.perf_counter() + opts["budget"]      # the budget is for going past the end
 
     def trend_of(d):
@@ -333,7 +343,8 @@ def _sweeps(quantity, bound, expr, region, opts, executor, record, evaluations):
     sweeps, exponents = {}, {}
     for i, d in enumerate(directions):
         label = paths[d][2]
-        first_x = [paths[d][1](e["_params"]) for e in mine[d]]
+        first_x = [paths[d][1](e["_params"]) for e in mine[d]] + [
+            paths[d][1](p) for p in pending.get(d, [])]
         nominal_end = max(first_x) if first_x else None
         stopped, decision = "the budget was spent", None
         extended = 0
@@ -349,12 +360,18 @@ def _sweeps(quantity, bound, expr, region, opts, executor, record, evaluations):
                 break
             left = deadline - time.perf_counter()
             share = left / (len(directions) - i)
+            # the next batch costs about twice the last one (the points go further out); before
+            # any, twice the slowest point met so far
             spent = [e["seconds"] for e in mine[d][-batch:] if e.get("seconds") is not None]
-            guess = 2 * max(spent) if spent else 0.0
+            guess = 2 * (max(spent) if spent else slowest)
             if left <= 0 or guess > share:
                 stopped = "the budget was spent"
                 break
-            new = paths[d][3](batch)
+            waiting = pending.get(d)
+            if waiting:
+                new, pending[d] = waiting[:batch], waiting[batch:]
+            else:
+                new = paths[d][3](batch)
             if not new:
                 stopped = "the variable cannot go further"
                 break
@@ -364,18 +381,17 @@ def _sweeps(quantity, bound, expr, region, opts, executor, record, evaluations):
             except Exception as exc:            # the bound stops being finite out there
                 stopped = f"the bound is not finite past {label} ({exc})"
                 break
-            t0 = time.perf_counter()
             out = list(mapper(_task, [(quantity, bound, _clean(p), opts["max_steps"], True)
                                       for p in new]))
-            took = (time.perf_counter() - t0) / len(new)
             halt = False
-            for params, (m, b) in zip(new, out):
+            for params, (m, b, took) in zip(new, out):
+                slowest = max(slowest, took)
                 e = _record_sweep(record, evaluations, params, m, b,
-                                  "extend " + " & ".join(d), took)
+                                  ("sweep " if waiting else "extend ") + " & ".join(d), took)
                 mine[d].append(e)
                 if m is None:
                     halt = True
-            extended += len(new)
+            extended += 0 if waiting else len(new)
             if halt:
                 stopped = (f"the event was not reached within {opts['max_steps']} steps at "
                            f"{label} = {paths[d][1](new[-1]):.4g}")
@@ -387,6 +403,8 @@ def _sweeps(quantity, bound, expr, region, opts, executor, record, evaluations):
         decided = "unresolved" if decision is None else decision["trend"]
         if decided in ("growth", "bounded") and reach < opts["reach"]:
             decided = "unresolved"         # decided where the theorem lives: the far end
+        if len(d) > 1 and not xy:
+            decided = "skipped"            # a joint path the budget left no time for
         sweeps[key] = {
             "variable": label, "nominal_end": nominal_end, "reached": max(xs) if xs else None,
             "reach": reach, "decided": decided, "extended": extended, "stopped": stopped,
@@ -490,7 +508,7 @@ def _decide(quantity, bound, kind, evaluations, exponents, failing, sweeps=None)
         return Verdict(verdict="inconclusive", constant=worst["ratio"] if worst else None, **common,
                        reason=f"{len(missing)} configurations did not reach the event within "
                               "the step budget")
-    unsure = [k for k, w in sweeps.items() if w["decided"] != "bounded"]
+    unsure = [k for k, w in sweeps.items() if w["decided"] not in ("bounded", "skipped")]
     if unsure:
         names = "; ".join(
             f"{sweeps[k]['variable']}: "
@@ -512,6 +530,8 @@ def _decide(quantity, bound, kind, evaluations, exponents, failing, sweeps=None)
         if limit and limit[1] and 0 < limit[1][0] and limit[1][1] < 1.5 * limit[1][0]:
             text += f"; settles near {limit[0]:.3g} [{limit[1][0]:.3g}, {limit[1][1]:.3g}]"
         return text + ")"
+    skipped = [w["variable"] for w in sweeps.values() if w["decided"] == "skipped"]
     return Verdict(verdict="consistent", constant=worst["ratio"], **common,
-                   reason="measured/bound is bounded in " + ", ".join(settled(w)
-                                                                        for w in sweeps.values()))
+                   reason="measured/bound is bounded in " + ", ".join(
+                       settled(w) for w in sweeps.values() if w["decided"] == "bounded")
+                   + (f"; not run for lack of budget: {', '.join(skipped)}" if skipped else ""))
