@@ -381,8 +381,14 @@ def _sweeps(quantity, bound, expr, region, opts, executor, record, evaluations):
             except Exception as exc:            # the bound stops being finite out there
                 stopped = f"the bound is not finite past {label} ({exc})"
                 break
-            out = list(mapper(_task, [(quantity, bound, _clean(p), opts["max_steps"], True)
-                                      for p in new]))
+            try:
+                out = list(mapper(_task, [(quantity, bound, _clean(p), opts["max_steps"], True)
+                                          for p in new]))
+            except ValueError as exc:   # past what the simulator admits (a size limit)
+                if not waiting:
+                    stopped = f"the simulator goes no further ({exc})"
+                    break
+                raise
             halt = False
             for params, (m, b, took) in zip(new, out):
                 slowest = max(slowest, took)

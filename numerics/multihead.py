@@ -56,7 +56,7 @@ class MultiheadConfig:
     @classmethod
     def make(cls, n, H, d, L, sigma="0", init="0.05", flow="balanced", seed=0):
         n = whole_number(n, "n (number of tasks)", at_least=1, at_most=8)
-        H = whole_number(H, "H (number of heads)", at_least=1, at_most=8)
+        H = whole_number(H, "H (number of heads)", at_least=1, at_most=16)
         if isinstance(d, (int, str)) and "," not in str(d):
             d = [d] * n
         elif isinstance(d, str):

@@ -44,7 +44,7 @@ CORPUS = [
     (_sim("classification", d="100000"), 2, "at most 256"),
     (_sim("classification", samples="10000000000"), 2, "at most"),
     (_sim("multihead", n="1000", d="4"), 2, "at most 8"),
-    (_sim("multihead", H="1000"), 2, "at most 8"),
+    (_sim("multihead", H="1000"), 2, "at most 16"),
     (_sim("multihead", points="100000000"), 2, "at most 100000"),
     (_sim("multihead", L=HUGE), 2, "at most 100 characters"),
     # outputs checked before the work
