@@ -150,3 +150,16 @@ def test_check_leaves_no_hypothesis_folder(tmp_path, monkeypatch):
     monkeypatch.chdir(tmp_path)
     assert main(["check", "F5", "--executor", "serial"]) == 0
     assert not (tmp_path / ".hypothesis").exists()
+
+
+def test_the_report_keeps_other_files_in_its_folder(tmp_path):
+    """make check writes check.txt and verdicts.json into the report's folder: the report
+    replaces its own files only."""
+    from icl_verifier.checks.report import write_report
+
+    (tmp_path / "check.txt").write_text("the verdicts as printed")
+    (tmp_path / "report.md").write_text("old")
+    path = write_report([], {}, str(tmp_path))
+    assert (tmp_path / "check.txt").read_text() == "the verdicts as printed"
+    assert open(path).read() != "old"
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["check.txt", "report.md"]

@@ -75,8 +75,9 @@ def _plot_ratios(out_dir, verdicts):
 def write_report(verdicts, claims: dict, out_dir: str, sections=(), profile: str = "quick",
                  executor=None) -> str:
     """Write ``report.md`` and its figures into ``out_dir``, all or nothing: they are drawn into
-    a temporary folder beside it, which replaces ``out_dir`` only once complete (an interrupted
-    run leaves the old report as it was).  Returns the Markdown path.
+    a temporary folder inside it and moved in, file by file, only once all are drawn (an
+    interrupted run leaves the old report as it was; other files in the folder are kept).
+    Returns the Markdown path.
 
     ``claims``: claim id -> :class:`checks.claims.Claim` of every verdict; ``sections``:
     ``(setting, its verdicts)`` pairs, each drawn by ``setting.report(verdicts, out_dir, profile,
@@ -85,21 +86,17 @@ def write_report(verdicts, claims: dict, out_dir: str, sections=(), profile: str
     import tempfile
 
     final = os.path.abspath(out_dir)
-    staging = tempfile.mkdtemp(prefix=".report-", dir=os.path.dirname(final))
+    os.makedirs(final, exist_ok=True)
+    staging = tempfile.mkdtemp(prefix=".report-", dir=final)
     try:
         _write(verdicts, claims, staging, sections, profile, executor)
-        os.chmod(staging, 0o777 & ~_umask())
-        old = None
-        if os.path.isdir(final):
-            old = tempfile.mkdtemp(prefix=".report-old-", dir=os.path.dirname(final))
-            os.rmdir(old)
-            os.rename(final, old)
-        os.rename(staging, final)
-        if old:
-            shutil.rmtree(old, ignore_errors=True)
-    except BaseException:
+        mask = _umask()
+        names = sorted(os.listdir(staging), key=lambda n: n == "report.md")   # report.md last
+        for name in names:                   # each file replaced whole; other files are kept
+            os.chmod(os.path.join(staging, name), 0o666 & ~mask)
+            os.replace(os.path.join(staging, name), os.path.join(final, name))
+    finally:
         shutil.rmtree(staging, ignore_errors=True)
-        raise
     return os.path.join(out_dir, "report.md")
 
 
