@@ -66,10 +66,10 @@ class MultiheadConfig:
             raise ConfigError(f"d has {len(d)} block sizes but n = {n}")
         L = whole_number(L, "L (context length)", at_least=1, at_most=10**9)
         sigma, init = fraction(sigma, "sigma"), fraction(init, "init")
-        if not 0 <= sigma <= 10**6:
-            raise ConfigError(f"sigma must be in [0, 1e6], got {float(sigma):g}")
         if sigma < 0:
             raise ConfigError(f"sigma must be a non-negative number, got {sigma}")
+        if sigma > 10**6:
+            raise ConfigError(f"sigma must be in [0, 1e6], got {float(sigma):g}")
         if not 0 < init < Fraction(1, 2):
             raise ConfigError(f"init must lie in (0, 1/2), got {init}")
         if flow not in FLOWS:

@@ -125,13 +125,14 @@ def test_unknown_quantity_and_claim_are_one_line(capsys):
 
 def test_seed_bound_F2_is_consistent_and_a_K_log_K_bound_is_refuted(tmp_path):
     c = CLAIMS["F2"]
-    ok = check_bound(c.quantity, c.bound, c.region, executor=SerialExecutor())
+    # the users' quick budget (the tests' default is shorter): the far end must be reached
+    ok = check_bound(c.quantity, c.bound, c.region, executor=SerialExecutor(), budget=30)
     assert ok.verdict == "consistent", ok.reason
     assert ok.constant > 0 and ok.worst is not None
     out = tmp_path / "bound.json"
     assert main(["bound", "features.under.convergence_time", "--bound",
                  "K*log(K)/eta + K*log(K/sqrt(epsilon))/(epsilon*eta)", "--executor", "serial",
-                 "--json", str(out)]) == 0
+                 "--budget", "30", "--json", str(out)]) == 0
     data = json.loads(out.read_text())
     assert data["verdict"] == "refuted" and "K" in data["reason"]
     assert data["exponents"]["K"]["low"] > 0.1

@@ -108,7 +108,9 @@ def test_toy_setting_runs_through_every_command(toy, tmp_path, capsys):
     got = {v["claim_id"]: v for v in json.loads(verdicts.read_text())}
     assert got["T1"]["verdict"] == "consistent", got["T1"]["reason"]
     assert got["T2"]["verdict"] == "refuted", got["T2"]["reason"]
-    assert got["T2"]["exponents"]["epsilon"]["low"] > 0.1
+    # log(1/eps) against a constant: growth decided at the far end of the 1/eps sweep
+    assert got["T2"]["sweeps"]["epsilon"]["decided"] == "growth"
+    assert got["T2"]["exponents"]["epsilon"]["low"] > 0
     assert got["T1"]["statement"].startswith("GD converges") and got["T1"]["source"] == "derived"
     text = (report / "report.md").read_text()
     assert "| T1 | derived | **consistent** |" in text and "## Toy" in text
