@@ -13,9 +13,11 @@ farthest points when fitted without them (hold-out), the simpler one within 10%.
 (:func:`decide`):
 
 * ``growth`` when a growth law (power or log) is chosen, the far-end exponent (log-log slope over
-  the far half) is positive beyond its 95% interval, the last points keep rising, and either the
-  growth does not slow down (the exponent is above ``GROWTH`` beyond its interval, as steep at the
-  very end and as over the near half) or the growth law beats the bounded one by half on hold-out;
+  the far half) is positive beyond its 95% interval, the last points keep rising, the growth does
+  not slow down at the very end (the slope of the last three points, in the chosen law's
+  coordinates, is at least 0.85 of that of the three before them; how steep the near half was
+  does not matter: the decision is made at the far end), and either the exponent is above
+  ``GROWTH`` beyond its interval or the growth law beats the bounded one by half on hold-out;
 * ``bounded`` when the far-end exponent stays below ``GROWTH`` within its interval (and, if the
   ``bounded`` model is chosen, its limit ``r_inf`` is reported with an interval);
 * ``unresolved`` otherwise.
@@ -182,7 +184,7 @@ def decide(x, r) -> dict:
         # the slope of the last three points against that of the three before them
         if chosen == "power":
             before = _log_fit(x[-5:-2], r[-5:-2])[0] if len(x) >= 5 else exp["slope"]
-            steady = last >= 0.85 * before and exp["slope"] >= 0.7 * near
+            steady = last >= 0.85 * before
         else:
             slope = lambda a, b: float(np.polyfit(np.log(a), b, 1)[0])  # noqa: E731
             before = slope(x[-5:-2], r[-5:-2]) if len(x) >= 5 else slope(x, r)

@@ -36,7 +36,8 @@ def _law(name, a, b, params, max_steps):
             "log": 1 + b * math.log(x),
             "power": x ** b,
             "bounded_noise": 2 * (1 + 1e-13 * math.sin(1e3 * x)),
-            "decay": a + b / x}[name]
+            "decay": a + b / x,
+            "steep_then_power": x ** b * (x / (x + a)) ** 2}[name]
 
 
 def _check(name, a=30.0, b=0.5, **kw):
@@ -51,6 +52,7 @@ def _check(name, a=30.0, b=0.5, **kw):
     ("power", 0, 0.04, "refuted"),           # a tiny power, below the 0.1 exponent threshold
     ("bounded_noise", 0, 0, "consistent"),   # bounded, with noise of the size of rounding
     ("decay", 3.0, 5.0, "consistent"),       # settles from above
+    ("steep_then_power", 30.0, 0.6, "refuted"),   # slope 2 near, a steady x^0.6 far out
 ])
 def test_synthetic_laws(name, a, b, verdict):
     v = _check(name, a, b, budget=60)
