@@ -211,10 +211,21 @@ def _check(args, settings) -> int:
     ids = args.claims or list(claims)
     if args.where:
         from dataclasses import replace
-        claims = {cid: (s, replace(c, region=c.region.where(args.where, c.quantity.variables)))
-                  for cid, (s, c) in claims.items()}
-        for cid in ids:
-            claims[cid][1].region.base()               # a bad clause: one line, before any run
+
+        def name(clause):
+            return clause.split("=", 1)[0].strip() if "=" in clause else clause
+
+        unused = [w for w in args.where
+                  if not any(name(w) in claims[cid][1].quantity.variables for cid in ids)]
+        if unused:
+            raise UserError(f"--where {unused[0]}: no claim checked here has the variable "
+                            f"{name(unused[0])!r}")
+        for cid in ids:                 # each claim takes the clauses on its own variables
+            s, c = claims[cid]
+            mine = [w for w in args.where if name(w) in c.quantity.variables]
+            if mine:
+                claims[cid] = (s, replace(c, region=c.region.where(mine, c.quantity.variables)))
+                claims[cid][1].region.base()       # a bad clause: one line, before any run
     _check_out(args.json)
     _check_report_dir(args.report)
     budget = _budget(args.budget)

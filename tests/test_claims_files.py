@@ -178,3 +178,16 @@ def test_events_of_classification_and_multihead():
     assert traj.distance[-1] <= 0.01 < traj.distance[-2]
     with pytest.raises(Exception, match="no family or feature"):
         classification_event("loss <= 1", "imbalanced")
+
+
+def test_where_applies_to_the_claims_that_have_the_variable(tmp_path, capsys):
+    out = tmp_path / "v.json"
+    assert main(["check", "F5", "C1", "--where", "K=4..6", "--executor", "serial",
+                 "--json", str(out)]) == 0
+    data = {v["claim_id"]: v for v in json.loads(out.read_text())}
+    assert "K in [4, 6]" in data["F5"]["region"]
+    assert all(4 <= e["params"]["K"] <= 6 for e in data["F5"]["evaluations"])
+    assert "K" not in data["C1"]["region"]
+    capsys.readouterr()
+    assert main(["check", "C1", "--where", "K=4..6"]) == 2
+    assert "no claim checked here has the variable 'K'" in capsys.readouterr().err
