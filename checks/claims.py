@@ -186,7 +186,9 @@ class Setting:
     ``example``: a small valid argument list of ``icl-verify simulate NAME`` (without ``--out``),
     which the shared tests run; ``precision_example``: one cheap enough to run again at 30 digits;
     ``observables``: name -> number of indices, what a user's event condition may read, and
-    ``event(condition, family, feature) -> Quantity``: the first step at which it holds."""
+    ``event(condition, family, feature) -> Quantity``: the first step at which it holds;
+    ``derived_laws``: quantity name -> a function giving the SymPy law derived for it in closed
+    form (in the setting's variables), which ``discover`` prints beside the fitted one."""
 
     name: str
     title: str
@@ -202,6 +204,7 @@ class Setting:
     precision_example: tuple | None = None
     observables: dict = field(default_factory=dict, compare=False)
     event: Callable | None = field(default=None, compare=False)
+    derived_laws: dict = field(default_factory=dict, compare=False)
 
     def with_report(self, report: Callable) -> "Setting":
         return replace(self, report=report)

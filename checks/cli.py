@@ -324,7 +324,9 @@ def _discover(args, settings) -> int:
               file=sys.stderr, flush=True)
     with _executor(args.executor) as ex:
         try:
-            law = discover(quantity, region, args.profile, ex, progress=bar.update, budget=budget)
+            make = owner.derived_laws.get(args.quantity)
+            law = discover(quantity, region, args.profile, ex, progress=bar.update, budget=budget,
+                           derived=make() if make else None)
         except ValueError as exc:
             raise UserError(str(exc)) from None
     bar.close()
@@ -335,6 +337,11 @@ def _discover(args, settings) -> int:
     held = "-" if val["heldout_max_rel_error"] is None else f"{val['heldout_max_rel_error']:.3g}"
     print(f"    held-out max relative error {held} on {val['heldout']} far configurations "
           f"(all {val['configurations']}: {val['max_rel_error']:.3g})")
+    if law["derived"]:
+        ratios = ", ".join(f"{r['ratio']:.3g} ({r['sweep']})"
+                           for r in law["derived"]["measured_over_derived_far"])
+        print(f"    derived in closed form: {law['derived']['law']}; measured / derived at the "
+              f"far end of each sweep: {ratios}")
     if law["verdict"]:
         print(f"    as an O(.) bound: {law['verdict']['verdict']} - {law['verdict']['reason']}")
     if args.json is not None:

@@ -32,7 +32,8 @@ POWERS = (Fraction(1, 2), Fraction(1), Fraction(3, 2), Fraction(2), Fraction(3))
 
 
 def _design(quantity, region, opts, executor, progress=None):
-    """``[(params, measured, held_out)]``: centre, sweeps past the nominal end, the diagonal."""
+    """``[(params, measured, held_out, sweep label)]``: sweeps past the nominal end, the
+    diagonal."""
     from .verdict import _clean, _path
 
     base = region.base()
@@ -42,7 +43,7 @@ def _design(quantity, region, opts, executor, progress=None):
     rows = []
     mapper = executor.map if executor is not None else map
     for d in directions:
-        points, axis, _, extend = _path(region, d, base, opts)
+        points, axis, label, extend = _path(region, d, base, opts)
         points = points + extend(opts["extend_discover"])
         measured = list(mapper(_measure, [(quantity, _clean(p), opts["max_steps"])
                                           for p in points]))
@@ -51,7 +52,7 @@ def _design(quantity, region, opts, executor, progress=None):
             progress(len(points))
         far = max((axis(p) for p, _ in done), default=None)
         for p, m in done:
-            rows.append((_clean(p), m, axis(p) == far))
+            rows.append((_clean(p), m, axis(p) == far, label))
     return rows
 
 
@@ -98,9 +99,11 @@ def _error(A, y, coef):
 
 
 def discover(quantity, region, profile: str = "quick", executor=None, progress=None,
-             check: bool = True, budget: float | None = None) -> dict:
+             check: bool = True, budget: float | None = None, derived=None) -> dict:
     """The law of ``quantity`` on ``region`` (see the module docstring): ``{"quantity",
-    "bound", "terms", "constants", "intervals", "validation", "verdict"}``."""
+    "bound", "terms", "constants", "intervals", "validation", "verdict", "derived"}``.
+    ``derived``: a law derived in closed form (SymPy), reported beside the fitted one with
+    measured / derived at the far end of each sweep."""
     from .verdict import PROFILES, check_bound
 
     opts = dict(PROFILES[profile])
@@ -110,12 +113,12 @@ def discover(quantity, region, profile: str = "quick", executor=None, progress=N
         raise ValueError(f"only {len(rows)} configurations of {quantity.name} could be "
                          "measured; widen the region or raise the step budget")
     terms = _candidates(region, quantity.variables)
-    A = np.array([[bound_value(t, p) for t in terms] for p, _, _ in rows])
+    A = np.array([[bound_value(t, p) for t in terms] for p, _, _, _ in rows])
     good = np.all(np.isfinite(A), axis=0) & np.all(A > 0, axis=0)
     terms = [t for t, g in zip(terms, good) if g]
     A = A[:, good]
-    y = np.array([m for _, m, _ in rows], float)
-    held = np.array([h for _, _, h in rows])
+    y = np.array([m for _, m, _, _ in rows], float)
+    held = np.array([h for _, _, h, _ in rows])
     fit_rows = ~held if (~held).sum() >= 4 else np.ones_like(held)
     chosen: list[int] = []
     best_err = math.inf
@@ -158,7 +161,12 @@ def discover(quantity, region, profile: str = "quick", executor=None, progress=N
            "validation": {"heldout_max_rel_error": float(rel[held].max()) if held.any() else None,
                           "max_rel_error": float(rel.max()), "configurations": int(len(y)),
                           "heldout": int(held.sum())},
-           "verdict": None}
+           "verdict": None, "derived": None}
+    if derived is not None:
+        far = [(p, m, label) for p, m, h, label in rows if h]
+        out["derived"] = {"law": str(derived), "measured_over_derived_far": [
+            {"sweep": label, "params": p, "ratio": m / bound_value(derived, p)}
+            for p, m, label in far]}
     if check:
         v = check_bound(quantity, str(bound), region, profile, "O", executor=executor,
                         budget=budget)

@@ -450,9 +450,19 @@ def _summary(traj, elapsed: float, out: str) -> str:
     return "\n".join(lines)
 
 
+def _leading_law(kind: str):
+    """The mean-field time to ``L_k <= eps``, leading as ``eps -> 0`` (derived in closed form by
+    :func:`theory.features.mean_field_leading_time`), in the bound variables."""
+    import sympy as sp
+    law = th.mean_field_leading_time(kind)
+    return law.subs(sp.Symbol("p_1", positive=True), sp.Symbol("p1", positive=True))
+
+
 SETTING = Setting(
     name="features", title="softmax attention over K orthonormal features",
     variables=VARIABLES, quantities=QUANTITIES, claims=CLAIMS, region=DEFAULT_REGION,
     derive=lambda: ("derived dynamics (S2 = sum_m Attn_m^2)", th.derivation()),
     options=OPTIONS, simulate=run_simulation, example=EXAMPLE_ARGS,
-    precision_example=EXAMPLE_ARGS, observables=OBSERVABLES, event=event_quantity)
+    precision_example=EXAMPLE_ARGS, observables=OBSERVABLES, event=event_quantity,
+    derived_laws={"features.balanced.convergence_time": partial(_leading_law, "balanced"),
+                  "features.dominant.convergence_time": partial(_leading_law, "dominant")})

@@ -95,3 +95,26 @@ def test_generating_function_integrand_has_no_prompt_length():
     """Every dependence on N sits in M_J = (N)_J phi^(N-J): the cost does not grow with N."""
     for name in th.QUANTITIES:
         assert "N" not in {str(s) for s in th.integrand(name).free_symbols}
+
+
+@pytest.mark.parametrize("kind, values", [("balanced", {"K": 10, "eta": 1}),
+                                          ("dominant", {"K": 10, "eta": 2, "p_1": 0.5})])
+def test_leading_mean_field_time_is_the_closed_form_at_small_eps(kind, values):
+    """eps t(u_eps) of the exact mean-field time tends to the derived leading law times eps."""
+    import sympy as sp
+
+    lead = th.mean_field_leading_time(kind)
+    names = {str(s): s for s in lead.free_symbols}
+    t = th.mean_field_time(kind)
+    tsyms = {str(s): s for s in t.free_symbols}
+    for eps in (1e-4, 1e-6):
+        K = values["K"]
+        u = 1 - math.sqrt(2 * (K - 1) * eps / K)
+        exact = float(t.subs({tsyms[k]: v for k, v in values.items() if k in tsyms}
+                             | {tsyms["u"]: u}))
+        law = float(lead.subs({names[k]: v for k, v in values.items() if k in names}
+                              | {names["epsilon"]: eps}))
+        assert exact / law == pytest.approx(1, abs=50 * math.sqrt(eps))
+    assert sp.simplify(th.mean_field_leading_time("balanced")
+                       - (sp.Symbol("K", positive=True) - 1)
+                       / (4 * sp.Symbol("epsilon", positive=True) * sp.Symbol("eta", positive=True))) == 0

@@ -356,6 +356,18 @@ def mean_field_time(kind: str) -> sp.Expr:
     return sp.simplify(antideriv.subs(v, u) - antideriv.subs(v, u0))
 
 
+@lru_cache(maxsize=None)
+def mean_field_leading_time(kind: str) -> sp.Expr:
+    """The leading term of the mean-field time to ``L_k <= eps`` as ``eps -> 0``:
+    ``lim_{eps -> 0} eps t(u_eps) / eps`` with ``L_k(u_eps) = eps``, i.e. ``1 - u_eps =
+    sqrt(2 (K-1) eps / K)`` (:func:`mean_field_loss`).  Balanced: ``(K - 1)/(4 eta eps)``."""
+    u, K, eps = sp.symbols("u K epsilon", positive=True)
+    one_minus = sp.sqrt(2 * (K - 1) * eps / K)
+    assert sp.simplify(mean_field_loss().subs(u, 1 - one_minus) - eps) == 0
+    t = mean_field_time(kind).subs(u, 1 - one_minus)
+    return sp.simplify(sp.limit(eps * t, eps, 0)) / eps
+
+
 def mean_field_loss() -> sp.Expr:
     """Mean-field ``L_k`` as a function of ``u = Attn_k``, the others symmetric (balanced and
     dominant alike): ``K (1-u)^2 / (2 (K-1))``."""
