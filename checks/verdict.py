@@ -413,7 +413,8 @@ def _sweeps(quantity, bound, expr, region, opts, executor, record, evaluations):
             decided = "skipped"            # a joint path the budget left no time for
         sweeps[key] = {
             "variable": label, "nominal_end": nominal_end, "reached": max(xs) if xs else None,
-            "reach": reach, "decided": decided, "extended": extended, "stopped": stopped,
+            "reach": reach, "required_reach": opts["reach"], "decided": decided,
+            "extended": extended, "stopped": stopped,
             "trend": None if decision is None else {
                 k: decision[k] for k in ("trend", "why", "chosen", "limit", "exponent")},
             "models": None if decision is None else decision["models"],
@@ -520,12 +521,13 @@ def _decide(quantity, bound, kind, evaluations, exponents, failing, sweeps=None)
             f"{sweeps[k]['variable']}: "
             + (sweeps[k]['trend']['why'] if sweeps[k]['trend'] else "too few points")
             + (f", reached {sweeps[k]['reached']:.4g} ({sweeps[k]['reach']:.3g}x past the "
-               f"nominal end), stopped because {sweeps[k]['stopped']}"
+               f"nominal end, {sweeps[k]['required_reach']:g}x needed to decide), stopped "
+               f"because {sweeps[k]['stopped']}"
                if sweeps[k]['reached'] is not None else "")
             for k in unsure)
         return Verdict(verdict="inconclusive", constant=worst["ratio"] if worst else None,
-                       **common, reason=f"not decided in {names}; a larger --budget or "
-                                        "--profile thorough goes further")
+                       **common, reason=f"not decided in {names}; a larger --budget goes "
+                                        "further")
     if not sweeps:
         return Verdict(verdict="inconclusive", constant=worst["ratio"] if worst else None,
                        **common, reason="no sweep could be fitted")
