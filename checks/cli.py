@@ -71,6 +71,9 @@ def _parser(settings: dict) -> argparse.ArgumentParser:
     check.add_argument("--executor", default=None, help=executor_help)
     check.add_argument("--where", action="append", default=[], metavar="CLAUSE", help=WHERE_HELP)
     check.add_argument("--budget", default=None, metavar="SECONDS", help=BUDGET_HELP)
+    check.add_argument("--discover", action="store_true",
+                       help="with --report: also fit the law of each O(.) claim's quantity "
+                            "(icl-verify discover) and show it next to the claimed bound")
     check.add_argument("--claims", dest="claims_file", metavar="FILE",
                        help="run the claims of this TOML file "
                        "(see the README) instead of the shipped ones")
@@ -228,6 +231,8 @@ def _check(args, settings) -> int:
                 claims[cid][1].region.base()       # a bad clause: one line, before any run
     _check_out(args.json)
     _check_report_dir(args.report)
+    if args.discover and args.report is None:
+        raise UserError("--discover adds a table to the report: give --report too")
     budget = _budget(args.budget)
     verdicts = []
     show = sys.stderr.isatty()
@@ -257,8 +262,24 @@ def _check(args, settings) -> int:
                 mine = [v for v in verdicts if claims[v.claim_id][0] is setting]
                 if mine:
                     sections.append((setting, mine))
+            laws = {}
+            if args.discover:
+                from .discover import discover
+                for v in verdicts:
+                    c = claims[v.claim_id][1]
+                    if c.kind != "O":
+                        continue
+                    if not show:
+                        print(f"{PROG}: discover {v.claim_id}: fitting the law of "
+                              f"{c.quantity.name} ({_clock(began)} so far)", file=sys.stderr,
+                              flush=True)
+                    try:
+                        laws[v.claim_id] = discover(c.quantity, c.region, args.profile, ex,
+                                                    budget=budget)
+                    except ValueError as exc:   # too few configurations could be measured
+                        print(f"{PROG}: discover {v.claim_id}: {exc}", file=sys.stderr)
             path = write_report(verdicts, {cid: claims[cid][1] for cid in ids}, args.report,
-                                sections, args.profile, ex)
+                                sections, args.profile, ex, laws)
             print(f"wrote {path}")
     return 0
 

@@ -116,6 +116,17 @@ def test_toy_setting_runs_through_every_command(toy, tmp_path, capsys):
     assert "| T1 | derived | **consistent** |" in text and "## Toy" in text
     capsys.readouterr()
 
+    # the report's table of discovered laws: the toy's steps fitted next to T1's bound
+    assert main(["check", "T1", "--executor", "serial", "--report", str(report),
+                 "--discover"]) == 0
+    text = (report / "report.md").read_text()
+    assert "## Discovered laws" in text
+    row = next(line for line in text.splitlines() if line.startswith("| T1 | `log(1/epsilon)/eta`"))
+    law = row.split("|")[3]                    # claim | claimed bound | discovered law | ...
+    assert "epsilon" in law and "eta" in law and law.strip() != "`log(1/epsilon)/eta`", row
+    assert main(["check", "T1", "--discover"]) == 2
+    assert "give --report too" in capsys.readouterr().err
+
     assert main(["bound", "toy.steps", "--bound", "1/eta", "--executor", "serial"]) == 0
     assert "toy.steps: refuted" in capsys.readouterr().out
     assert main(["bound", "toy.steps", "--bound", "1/K"]) == 2

@@ -73,7 +73,7 @@ def _plot_ratios(out_dir, verdicts):
 
 
 def write_report(verdicts, claims: dict, out_dir: str, sections=(), profile: str = "quick",
-                 executor=None) -> str:
+                 executor=None, laws: dict | None = None) -> str:
     """Write ``report.md`` and its figures into ``out_dir``, all or nothing: they are drawn into
     a temporary folder inside it and moved in, file by file, only once all are drawn (an
     interrupted run leaves the old report as it was; other files in the folder are kept).
@@ -81,7 +81,8 @@ def write_report(verdicts, claims: dict, out_dir: str, sections=(), profile: str
 
     ``claims``: claim id -> :class:`checks.claims.Claim` of every verdict; ``sections``:
     ``(setting, its verdicts)`` pairs, each drawn by ``setting.report(verdicts, out_dir, profile,
-    executor)`` when the setting has a section."""
+    executor)`` when the setting has a section; ``laws``: claim id -> the law ``discover`` found
+    for its quantity on its region, shown in a table next to the claimed bound."""
     import shutil
     import tempfile
 
@@ -89,7 +90,7 @@ def write_report(verdicts, claims: dict, out_dir: str, sections=(), profile: str
     os.makedirs(final, exist_ok=True)
     staging = tempfile.mkdtemp(prefix=".report-", dir=final)
     try:
-        _write(verdicts, claims, staging, sections, profile, executor)
+        _write(verdicts, claims, staging, sections, profile, executor, laws or {})
         mask = _umask()
         names = sorted(os.listdir(staging), key=lambda n: n == "report.md")   # report.md last
         for name in names:                   # each file replaced whole; other files are kept
@@ -106,7 +107,23 @@ def _umask() -> int:
     return mask
 
 
-def _write(verdicts, claims, out_dir, sections, profile, executor) -> None:
+def _laws_table(claims, laws) -> list[str]:
+    """The discovered law of each claim's quantity next to the claimed bound."""
+    lines = ["## Discovered laws", "",
+             "Fitted by `icl-verify discover` on each claim's region and past it (at most four "
+             "terms, held-out far configurations), then checked as an O(.) bound.", "",
+             "| claim | claimed bound | discovered law | held-out max rel. error | as a bound |",
+             "| --- | --- | --- | --- | --- |"]
+    for cid, law in laws.items():
+        held = law["validation"]["heldout_max_rel_error"]
+        held = "-" if held is None else f"{held:.2g}"
+        verdict = law["verdict"]["verdict"] if law.get("verdict") else "-"
+        lines.append(f"| {cid} | `{claims[cid].bound}` | `{law['bound']}` | {held} | "
+                     f"{verdict} |")
+    return lines + [""]
+
+
+def _write(verdicts, claims, out_dir, sections, profile, executor, laws=None) -> None:
     ratio_files = _plot_ratios(out_dir, verdicts)
     lines = list(_PREAMBLE) + [
         "| claim | source | verdict | constant | far-end exponents (slope, 95% CI) | reason |",
@@ -117,7 +134,10 @@ def _write(verdicts, claims, out_dir, sections, profile, executor) -> None:
         const = "-" if v.constant is None else f"{v.constant:.3g}"
         lines.append(f"| {v.claim_id} | {claims[v.claim_id].source} | **{v.verdict}** | {const} | "
                      f"{exps} | {v.reason} |")
-    lines += ["", "## Claims", ""]
+    lines.append("")
+    if laws:
+        lines += _laws_table(claims, laws)
+    lines += ["## Claims", ""]
     for v in verdicts:
         c = claims[v.claim_id]
         rel = "O(.)" if c.kind == "O" else f"exact, {RELATIONS[c.kind]}"
