@@ -215,8 +215,7 @@ def _check(args, settings) -> int:
     if args.where:
         from dataclasses import replace
 
-        def name(clause):
-            return clause.split("=", 1)[0].strip() if "=" in clause else clause
+        from .region import clause_variable as name
 
         unused = [w for w in args.where
                   if not any(name(w) in claims[cid][1].quantity.variables for cid in ids)]
@@ -296,26 +295,31 @@ def _executor(spec):
         yield ex
 
 
+def _quantity_and_region(args, settings):
+    """``(setting, quantity, region)`` of ``args.quantity`` with ``--where`` applied; an unknown
+    quantity or a bad clause is one line, before any work."""
+    owner = next((s for s in settings.values() if args.quantity in s.quantities), None)
+    if owner is None:
+        raise UserError(f"unknown quantity {args.quantity}; see icl-verify list")
+    quantity = owner.quantities[args.quantity]
+    region = owner.region.where(args.where, quantity.variables) if args.where else owner.region
+    region.base()
+    return owner, quantity, region
+
+
 def _bound(args, settings) -> int:
     from .bounds import parse_bound
     from .verdict import check_bound
     from ..numerics.numbers import whole_number
 
-    owner = next((s for s in settings.values() if args.quantity in s.quantities), None)
-    if owner is None:
-        raise UserError(f"unknown quantity {args.quantity}; see icl-verify list")
-    quantity = owner.quantities[args.quantity]
+    _, quantity, region = _quantity_and_region(args, settings)
     parse_bound(args.bound, quantity.variables)
-    if args.where:
-        owner.region.where(args.where, quantity.variables).base()      # bad clauses: one line
     examples = None if args.examples is None else whole_number(args.examples, "examples", at_least=1,
                                                                at_most=10_000)
     budget = _budget(args.budget)
     _check_out(args.json)
     bar = _bar(None, sys.stderr.isatty())
     with _executor(args.executor) as ex:
-        region = owner.region.where(args.where, quantity.variables) if args.where else \
-            owner.region
         v = check_bound(quantity, args.bound, region, profile=args.profile,
                         budget=budget,
                         examples=examples, executor=ex, progress=bar.update)
@@ -329,12 +333,7 @@ def _bound(args, settings) -> int:
 def _discover(args, settings) -> int:
     from .discover import discover
 
-    owner = next((s for s in settings.values() if args.quantity in s.quantities), None)
-    if owner is None:
-        raise UserError(f"unknown quantity {args.quantity}; see icl-verify list")
-    quantity = owner.quantities[args.quantity]
-    region = owner.region.where(args.where, quantity.variables) if args.where else owner.region
-    region.base()
+    owner, quantity, region = _quantity_and_region(args, settings)
     budget = _budget(args.budget)
     _check_out(args.json)
     show = sys.stderr.isatty()

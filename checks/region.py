@@ -16,13 +16,19 @@ from dataclasses import dataclass, fields, replace
 import sympy as sp
 
 from .bounds import bound_value
+from .claims import Region
 from .expressions import ExpressionError, parse_expression
 
-__all__ = ["WhereError", "restrict", "Restricted"]
+__all__ = ["WhereError", "restrict", "Restricted", "clause_variable"]
 
 
 class WhereError(ValueError):
     """A ``--where`` clause that cannot be applied (one line)."""
+
+
+def clause_variable(clause: str) -> str:
+    """The variable a clause ``VAR=...`` is about (the whole text when it has no ``=``)."""
+    return clause.split("=", 1)[0].strip() if "=" in clause else clause
 
 
 def _number(text: str, var: str) -> float:
@@ -61,7 +67,7 @@ def restrict(region, clauses, variables) -> "Restricted":
     for clause in clauses:
         if not isinstance(clause, str) or "=" not in clause:
             raise WhereError(f"--where {clause!r}: write VAR=LO..HI, VAR=VALUE or VAR=LAW")
-        var, text = (x.strip() for x in clause.split("=", 1))
+        var, text = clause_variable(clause), clause.split("=", 1)[1].strip()
         if var not in variables:
             raise WhereError(f"--where {clause!r}: unknown variable {var!r} (variables: "
                              f"{', '.join(variables)})")
@@ -129,9 +135,10 @@ def _order(laws: dict) -> list[str]:
 
 
 @dataclass(frozen=True)
-class Restricted:
+class Restricted(Region):
     """A region with the user's clauses: the inner region's draws, centre and sweeps, with the
-    laws applied and the fixed variables left out of the sweep."""
+    laws applied and the fixed variables left out of the sweep (the sweep points and axes are
+    :class:`Region`'s, over these)."""
 
     inner: object
     laws: tuple
@@ -180,23 +187,11 @@ class Restricted:
     def at(self, params: dict, var: str, value) -> dict:
         return self.apply(self.inner.at(params, var, value))
 
-    def sweep_points(self, var: str, points: int) -> list[dict]:
-        base = self.base()
-        out = []
-        for value in self.sweep_values(var, points):
-            params = self.at(dict(base), var, value)
-            if params not in out:
-                out.append(params)
-        return out
-
-    def axis(self, var: str):
-        return self.inner.axis(var)
-
     def where(self, clauses, variables):
         """The inner region with these clauses and the new ones (a new clause on a variable
         replaces the old one)."""
-        new = {c.split("=", 1)[0].strip() for c in clauses if isinstance(c, str)}
-        kept = [c for c in self.clauses if c.split("=", 1)[0].strip() not in new]
+        new = {clause_variable(c) for c in clauses if isinstance(c, str)}
+        kept = [c for c in self.clauses if clause_variable(c) not in new]
         return restrict(self.inner, kept + list(clauses), variables)
 
     def describe(self) -> str:

@@ -178,10 +178,9 @@ def decide(x, r) -> dict:
         models[chosen]["heldout_error"] <= 0.5 * bounded_err
     span = f"{exp['slope']:.2f} [{exp['low']:.2f}, {exp['high']:.2f}]"
     if up and exp["low"] > 0 and chosen in ("power", "log"):
-        # growth that does not slow down, measured in the chosen law's own coordinates (log-log
-        # slope for a power, slope in log x for a log law): as steep at the very end as over the
-        # far half (a ratio on its way to a limit flattens toward the end)
-        # the slope of the last three points against that of the three before them
+        # growth that does not slow down, in the chosen law's own coordinates (log-log slope for
+        # a power, slope in log x for a log law): the slope of the last three points against
+        # that of the three before them (a ratio on its way to a limit flattens toward the end)
         if chosen == "power":
             before = _log_fit(x[-5:-2], r[-5:-2])[0] if len(x) >= 5 else exp["slope"]
             steady = last >= 0.85 * before
