@@ -10,23 +10,14 @@ import pytest
 from icl_verifier.checks.cli import main
 from icl_verifier.numerics.features import FeaturesConfig, simulate
 
+from .cli_args import changed, flags
+
 BASE = ["simulate", "features", "--K", "3", "--N", "4", "--p", "balanced", "--eta", "2",
         "--steps", "7", "--every", "3"]
 
 
 def _with(**changes):
-    args = list(BASE)
-    for key, value in changes.items():
-        flag = f"--{key}"
-        if flag in args:
-            i = args.index(flag)
-            if value is None:
-                del args[i:i + 2]
-            else:
-                args[i + 1] = value
-        elif value is not None:
-            args += [flag, value]
-    return args
+    return changed(BASE, flags(**changes))
 
 
 def test_contract(tmp_path, capsys):

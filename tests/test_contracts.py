@@ -12,6 +12,8 @@ import pytest
 from icl_verifier.checks.cli import main
 from icl_verifier.checks.settings import settings
 
+from .cli_args import changed
+
 SETTINGS = list(settings().values())
 IDS = [s.name for s in SETTINGS]
 
@@ -126,20 +128,6 @@ BAD_INPUTS = {
 }
 
 
-def _changed(args, changes):
-    args = list(args)
-    for flag, value in changes.items():
-        if flag in args:
-            i = args.index(flag)
-            if value is None:
-                del args[i:i + 2]
-            else:
-                args[i + 1] = value
-        elif value is not None:
-            args += [flag, value]
-    return args
-
-
 def test_every_setting_has_bad_input_cases():
     assert set(BAD_INPUTS) == set(IDS)
 
@@ -152,7 +140,7 @@ def test_bad_input_gives_its_one_line_exit_2_and_no_file(name, changes, message,
                                                          capsys):
     setting = settings()[name]
     out = tmp_path / "never.json"
-    assert main(["simulate", name, *_changed(setting.example, changes), "--out", str(out)]) == 2
+    assert main(["simulate", name, *changed(setting.example, changes), "--out", str(out)]) == 2
     err = capsys.readouterr().err
     assert err.startswith("icl-verify: error: ") and err.count("\n") == 1, err
     assert message in err and "Traceback" not in err, err

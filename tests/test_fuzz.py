@@ -13,6 +13,8 @@ import pytest
 
 from icl_verifier.checks.cli import main
 
+from .cli_args import changed, flags
+
 HUGE = "9" * 1_000
 EX = {"features": ["--K", "3", "--N", "4", "--p", "balanced", "--eta", "1", "--steps", "3"],
       "classification": ["--N", "16", "--d", "1", "--eta", "1", "--steps", "3"],
@@ -21,14 +23,7 @@ EX = {"features": ["--K", "3", "--N", "4", "--p", "balanced", "--eta", "1", "--s
 
 
 def _sim(setting, **changes):
-    args = list(EX[setting])
-    for flag, value in changes.items():
-        flag = "--" + flag.replace("_", "-")
-        if flag in args:
-            args[args.index(flag) + 1] = value
-        else:
-            args += [flag, value]
-    return ["simulate", setting, *args, "--out", "{out}"]
+    return ["simulate", setting, *changed(EX[setting], flags(**changes)), "--out", "{out}"]
 
 
 #: (arguments, expected exit code, what the line must say); "{out}", "{json}", "{report}" are
