@@ -115,12 +115,6 @@ class Region:
     #: Open intervals a variable must lie in, beyond being positive (e.g. a probability).
     DOMAIN: dict = {}
 
-    def where(self, clauses, variables) -> "Region":
-        """This region restricted by ``clauses`` (``"K=8..64"``, ``"p1=0.5"``, ``"N=4*K**2"``):
-        see :func:`checks.region.restrict`."""
-        from .region import restrict
-        return restrict(self, clauses, variables)
-
 
 @dataclass(frozen=True)
 class Claim:

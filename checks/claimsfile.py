@@ -26,7 +26,7 @@ import tomllib
 from .bounds import BoundError, parse_bound
 from .claims import KINDS, SOURCES, Claim
 from .events import EventError
-from .region import WhereError
+from .region import WhereError, restrict
 
 __all__ = ["ClaimsFileError", "load_claims", "FIELDS"]
 
@@ -135,7 +135,7 @@ def _claim(entry: dict, settings: dict, bad, bad_claim):
                 bad(f"where.{var}", f"must be a string or a number, got {value!r}")
             texts.append(f"{var}={value}")
         try:
-            region = region.where(texts, quantity.variables)
+            region = restrict(region, texts, quantity.variables)
             region.base()
         except WhereError as exc:
             bad("where", str(exc).removeprefix("--where "))

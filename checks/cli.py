@@ -215,7 +215,7 @@ def _check(args, settings) -> int:
     if args.where:
         from dataclasses import replace
 
-        from .region import clause_variable as name
+        from .region import clause_variable as name, restrict
 
         unused = [w for w in args.where
                   if not any(name(w) in claims[cid][1].quantity.variables for cid in ids)]
@@ -226,7 +226,7 @@ def _check(args, settings) -> int:
             s, c = claims[cid]
             mine = [w for w in args.where if name(w) in c.quantity.variables]
             if mine:
-                claims[cid] = (s, replace(c, region=c.region.where(mine, c.quantity.variables)))
+                claims[cid] = (s, replace(c, region=restrict(c.region, mine, c.quantity.variables)))
                 claims[cid][1].region.base()       # a bad clause: one line, before any run
     _check_out(args.json)
     _check_report_dir(args.report)
@@ -298,11 +298,14 @@ def _executor(spec):
 def _quantity_and_region(args, settings):
     """``(setting, quantity, region)`` of ``args.quantity`` with ``--where`` applied; an unknown
     quantity or a bad clause is one line, before any work."""
+    from .region import restrict
+
     owner = next((s for s in settings.values() if args.quantity in s.quantities), None)
     if owner is None:
         raise UserError(f"unknown quantity {args.quantity}; see icl-verify list")
     quantity = owner.quantities[args.quantity]
-    region = owner.region.where(args.where, quantity.variables) if args.where else owner.region
+    region = restrict(owner.region, args.where, quantity.variables) if args.where else \
+        owner.region
     region.base()
     return owner, quantity, region
 

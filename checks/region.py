@@ -57,10 +57,15 @@ def _in_domain(region, var: str, value: float, integer: bool) -> float | int:
 
 
 def restrict(region, clauses, variables) -> "Restricted":
-    """``region`` with ``clauses`` applied (see the module docstring); :class:`WhereError` for an
-    unknown variable, an empty range, a law with a cycle or a value outside the domain."""
+    """``region`` with ``clauses`` applied (see the module docstring; on a region restricted
+    already, a new clause on a variable replaces its old one); :class:`WhereError` for an unknown
+    variable, an empty range, a law with a cycle or a value outside the domain."""
     from .bounds import symbols
 
+    if isinstance(region, Restricted):     # a restricted region: its clauses, then these ones
+        new = {clause_variable(c) for c in clauses if isinstance(c, str)}
+        kept = [c for c in region.clauses if clause_variable(c) not in new]
+        region, clauses = region.inner, kept + list(clauses)
     variables = tuple(variables)
     names = {f.name: f for f in fields(region)}
     updates, laws, fixed = {}, {}, set()
@@ -187,12 +192,6 @@ class Restricted(Region):
     def at(self, params: dict, var: str, value) -> dict:
         return self.apply(self.inner.at(params, var, value))
 
-    def where(self, clauses, variables):
-        """The inner region with these clauses and the new ones (a new clause on a variable
-        replaces the old one)."""
-        new = {clause_variable(c) for c in clauses if isinstance(c, str)}
-        kept = [c for c in self.clauses if clause_variable(c) not in new]
-        return restrict(self.inner, kept + list(clauses), variables)
 
     def describe(self) -> str:
         laws = ", ".join(f"{v} = {sp.sstr(e)}" for v, e in self.laws)

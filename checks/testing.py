@@ -44,8 +44,10 @@ def _setting(name: str):
 def configurations(setting: str, where=()):
     """Hypothesis strategy of configurations (``params`` dicts) of ``setting``'s default region,
     restricted by ``where`` clauses (``"K=4..8"``, ``"p1=0.5"``, ``"N=4*K**2"``)."""
+    from .region import restrict
+
     s = _setting(setting)
-    region = s.region.where(list(where), s.variables) if where else s.region
+    region = restrict(s.region, list(where), s.variables) if where else s.region
     return region.strategy()
 
 
@@ -82,6 +84,7 @@ def check(c, profile: str | None = None, examples: int | None = None, where=(),
     """The :class:`checks.verdict.Verdict` on claim ``c`` (a Claim or a shipped claim id)."""
     from dataclasses import replace
 
+    from .region import restrict
     from .settings import all_claims
     from .verdict import check_claim
     if isinstance(c, str):
@@ -90,7 +93,7 @@ def check(c, profile: str | None = None, examples: int | None = None, where=(),
             raise ValueError(f"unknown claim {c}")
         c = shipped[c]
     if where:
-        c = replace(c, region=c.region.where(list(where), c.quantity.variables))
+        c = replace(c, region=restrict(c.region, list(where), c.quantity.variables))
     return check_claim(c, profile or _PROFILE["value"], examples=examples, budget=budget)
 
 

@@ -8,13 +8,13 @@ import pytest
 
 from icl_verifier.checks.cli import main
 from icl_verifier.checks.features import QUANTITIES, Region, event_quantity
-from icl_verifier.checks.region import WhereError
+from icl_verifier.checks.region import WhereError, restrict
 
 VARS = ("K", "N", "epsilon", "eta", "p1")
 
 
 def test_where_ranges_values_and_laws():
-    r = Region().where(["K=8..16", "p1=0.5", "epsilon=1/K", "N=2*K**2"], VARS)
+    r = restrict(Region(), ["K=8..16", "p1=0.5", "epsilon=1/K", "N=2*K**2"], VARS)
     base = r.base()
     assert 8 <= base["K"] <= 16 and base["p1"] == 0.5
     assert base["epsilon"] == pytest.approx(1 / base["K"]) and base["N"] == 2 * base["K"] ** 2
@@ -53,7 +53,7 @@ def test_bad_where_clause_is_one_line(clause, message, capsys, tmp_path):
 
 def test_laws_with_a_cycle_are_refused():
     with pytest.raises(WhereError, match="cycle"):
-        Region().where(["epsilon=1/eta", "eta=2*epsilon"], VARS)
+        restrict(Region(), ["epsilon=1/eta", "eta=2*epsilon"], VARS)
 
 
 def test_event_quantity_is_the_named_quantity():
