@@ -31,6 +31,7 @@ from ..theory import features as th
 from ..theory.symmetric import automorphisms
 
 from .backend import F64, Backend
+from . import kernels as kernels_mod
 from .errors import ConfigError
 from .quadrature import de_grid
 
@@ -160,6 +161,8 @@ def _window(zf, pmf, active, digits):
 
 
 def _quadrature(cols: Columns, N: int, names, be: Backend):
+    if not be.is_mp and kernels_mod.enabled():
+        return kernels_mod.quadrature(cols.z, cols.p, cols.mult, N, names, de_grid(be))
     kernels = {q: _gf_kernel(q, be) for q in names}
     needed = set().union(*(k[2] for k in kernels.values()))
     mult, z, p = cols.mult, cols.z, cols.p

@@ -9,6 +9,7 @@ from hypothesis import strategies as st
 from icl_verifier.numerics import MP
 from icl_verifier.numerics.errors import SimulationError
 from icl_verifier.numerics.features import FeaturesConfig, Trajectory, loss_star, simulate, structure
+from icl_verifier.numerics.kernels import use_compiled
 
 from .reference.features import gradient_descent
 from .strategies import configs
@@ -74,9 +75,12 @@ def test_against_brute_force_gd_on_explicit_matrices(p, N, eta, d):
     steps = 60
     ref = gradient_descent(p, N, eta, steps, d, seed=7)
     config = FeaturesConfig.make(len(p), N, p, eta)
-    for kwargs in ({}, {"method": "quadrature"}, {"method": "enumeration", "grouped": False}):
-        traj = simulate(config, steps, **kwargs)
-        assert np.max(np.abs(traj.logits - ref)) <= 1e-10, kwargs
+    for kwargs, compiled in (({}, True), ({"method": "quadrature"}, True),
+                             ({"method": "quadrature"}, False),
+                             ({"method": "enumeration", "grouped": False}, True)):
+        with use_compiled(compiled):
+            traj = simulate(config, steps, **kwargs)
+        assert np.max(np.abs(traj.logits - ref)) <= 1e-10, (kwargs, compiled)
     assert np.max(np.abs(ref[-1])) > 0.3     # the run moved far enough to mean something
 
 
@@ -167,25 +171,32 @@ def test_arbitrary_precision_round_trip(tmp_path):
 def test_simulator_uses_the_derived_gradient(monkeypatch):
     """Both exact estimators compile theory.features (the quadrature its integrand, enumeration its
     direct form): a perturbed derivation (d l_k/d A_k doubled) stops matching brute-force GD."""
+    import icl_verifier.numerics.kernels as kernels
     import icl_verifier.numerics.prompts as npr
     from icl_verifier.theory import features as tf
 
     p = [Fraction(1, 2), Fraction(1, 3), Fraction(1, 6)]
     ref = gradient_descent(p, 4, 2.0, 30, 5, seed=7)
     config = FeaturesConfig.make(3, 4, p, 2.0)
-    methods = ({"method": "quadrature"}, {"method": "enumeration", "grouped": False})
-    for kwargs in methods:
-        assert np.max(np.abs(simulate(config, 30, **kwargs).logits - ref)) <= 1e-10
+    methods = (({"method": "quadrature"}, True), ({"method": "quadrature"}, False),
+               ({"method": "enumeration", "grouped": False}, True))
+
+    def error(kwargs, compiled):
+        with use_compiled(compiled):
+            return np.max(np.abs(simulate(config, 30, **kwargs).logits - ref))
+
+    for case in methods:
+        assert error(*case) <= 1e-10, case
     integrand, direct = tf.integrand, tf.direct
     monkeypatch.setattr(tf, "integrand", lambda name: (2 if name == "grad_own" else 1)
                         * integrand(name))
     monkeypatch.setattr(tf, "direct", lambda name: (2 if name == "grad_own" else 1) * direct(name))
-    caches = (npr._gf_kernel, npr._direct_kernel)
+    caches = (npr._gf_kernel, npr._direct_kernel, kernels._module)
     for cache in caches:
         cache.cache_clear()
     try:
-        for kwargs in methods:
-            assert np.max(np.abs(simulate(config, 30, **kwargs).logits - ref)) > 1e-3, kwargs
+        for case in methods:
+            assert error(*case) > 1e-3, case
     finally:
         monkeypatch.undo()
         for cache in caches:
