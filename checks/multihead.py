@@ -10,13 +10,15 @@ reduced loss found by direct minimisation; the model and its reduction are our r
 from __future__ import annotations
 
 import math
+import sys
 import time
 from dataclasses import dataclass
 from functools import lru_cache, partial
 
 import numpy as np
 
-from ..numerics.errors import SimulationError
+from ..numerics.errors import ConfigError, SimulationError
+from ..numerics.multihead_full import INIT_SCHEMES, SAMPLERS, SCHEDULES, FullConfig, train
 from ..numerics.multihead import (SETTLE, T_END, MultiheadConfig, best_loss, integrate,
                                 monte_carlo_loss, reduced_loss, simulate)
 from ..numerics.numbers import positive_real, whole_number
@@ -421,12 +423,27 @@ OPTIONS = (
     Option("--d", "block size of every task, or a comma list of n", required=True),
     Option("--L", "context length (>= 1)", required=True),
     Option("--sigma", "response noise (>= 0)", "0"),
-    Option("--init", "initial scale of omega and mu, in (0, 1/2)", "0.01"),
-    Option("--flow", "separately trained Q, K, V, O from a balanced start, or merged weights",
-           "balanced", choices=("balanced", "merged")),
-    Option("--seed", "seed of the initial perturbation", "0"),
-    Option("--t-end", "horizon (float64 stops earlier once the flow settles)", "100000"),
-    Option("--points", "recorded times (>= 10)", "400"),
+    Option("--model", "reduced: the large-L reduced loss's gradient flow; full: the trained model "
+           "at finite L (population GD on Q, K, V, O over a fixed prompt sample)", "reduced",
+           choices=("reduced", "full")),
+    Option("--init", "initial scale of omega and mu, in (0, 1/2) (--init-scheme small)", "0.01"),
+    Option("--init-scheme", "small: --init on every weight, seeded; official: the authors' "
+           "structured start (--model full)", "small", choices=INIT_SCHEMES),
+    Option("--flow", "separately trained Q, K, V, O (balanced: from a balanced start; factored: "
+           "the same, --imbalance allowed), or merged weights", "balanced",
+           choices=("balanced", "factored", "merged")),
+    Option("--imbalance", "--model full: start the factors at a +- b, |b| = EPS |a|", "0"),
+    Option("--schedule", "--model full: flow (constant --lr) or elbow (the authors' rule)",
+           "flow", choices=SCHEDULES),
+    Option("--lr", "--model full, --schedule flow: the step size", "0.01"),
+    Option("--samples", "--model full: prompts in the fixed training sample", "4096"),
+    Option("--sampler", "--model full: qmc (scrambled Sobol) or mc", "qmc", choices=SAMPLERS),
+    Option("--final-samples", "--model full: fresh prompts for the final loss", "200000"),
+    Option("--every", "--model full: record every this many steps", "1"),
+    Option("--seed", "seed of the initial perturbation (and of the prompt sample)", "0"),
+    Option("--t-end", "horizon (reduced, default 100000: float64 stops earlier once the flow "
+           "settles; full, default 1510: the cumulative learning rate)"),
+    Option("--points", "recorded times (>= 10; reduced)", "400"),
     Option("--precision", "significant digits: mpmath's Taylor integrator (slow; keep --t-end "
            "short)"),
     Option("--out", "output JSON file", required=True),
@@ -439,11 +456,63 @@ EXAMPLE_ARGS = ("--n", "2", "--H", "2", "--d", "4", "--L", "50", "--t-end", "0.5
                 "--points", "10")
 
 
+def _t_end(args, default: str) -> float:
+    return positive_real(default if args.t_end is None else args.t_end, "t-end")
+
+
+def run_full_simulation(args):
+    """``icl-verify simulate multihead --model full``: validate, train, and summarise."""
+    config = FullConfig.make(args.n, args.H, args.d, args.L, args.sigma, args.init_scheme,
+                             args.init, args.imbalance,
+                             "merged" if args.flow == "merged" else "factored", args.schedule,
+                             args.lr, args.samples, args.sampler, args.seed)
+    t_end = _t_end(args, "1510")
+    if t_end > 10**6:
+        raise ConfigError(f"t-end must be at most 1e6 for --model full, got {t_end:g}")
+    final = whole_number(args.final_samples, "final-samples", at_least=100, at_most=10**7)
+    every = whole_number(args.every, "every", at_least=1)
+    if args.precision is not None:
+        raise ConfigError("--precision applies to --model reduced; the full model runs in float64")
+    start = time.perf_counter()
+    traj = train(config, t_end, every=every, final_samples=final,
+                 progress=sys.stderr.isatty())
+    elapsed = time.perf_counter() - start
+    fmt = lambda x: "not reached" if x is None else f"{x:.6g}"  # noqa: E731
+    cfg, summ = traj.config, traj.summary
+    lines = [f"multihead (full model)  n={cfg['n']} H={cfg['H']} d={cfg['d']} L={cfg['L']} "
+             f"sigma={cfg['sigma']:g} init={cfg['init_scheme']} imbalance={cfg['imbalance']:g} "
+             f"{cfg['param']} schedule={cfg['schedule']} samples={cfg['samples']} "
+             f"({cfg['sampler']}) ({elapsed:.1f} s, {traj.steps} steps)",
+             f"t = {traj.t[-1]:.6g}: warm-up ends t = {fmt(summ['warmup_end'])}; emergence "
+             "(sum_h mu omega >= 1/2) per task: "
+             + ", ".join(fmt(x) for x in summ["emergence"]),
+             f"sample loss {traj.loss[0]:.6g} -> {traj.loss[-1]:.6g}; population loss "
+             f"{traj.final_loss:.6g} +- {traj.final_loss_stderr:.2g} "
+             f"({cfg['final_samples']} fresh prompts)",
+             f"{'head':>5} {'share':>7}  omega / mu per task"]
+    for h in range(cfg["H"]):
+        lines.append(f"{h + 1:>5} {summ['allocation'][h]:>7.4f}  "
+                     + " ".join(f"{w:.4g}/{m:.4g}" for w, m in zip(traj.omega[-1, h],
+                                                                      traj.mu[-1, h])))
+    lines.append(f"wrote {args.out} ({len(traj.t)} recorded steps)")
+    return traj, "\n".join(lines)
+
+
 def run_simulation(args):
     """``icl-verify simulate multihead``: validate, run, and summarise."""
+    if args.model == "full":
+        return run_full_simulation(args)
+    if args.init_scheme != "small":
+        raise ConfigError(f"--init-scheme {args.init_scheme} needs --model full")
+    for flag, value, default in (("--imbalance", args.imbalance, "0"),
+                                 ("--schedule", args.schedule, "flow")):
+        if str(value) != default:
+            raise ConfigError(f"{flag} needs --model full")
+    if args.flow == "factored":
+        raise ConfigError("--flow factored needs --model full (the reduced flow's is balanced)")
     config = MultiheadConfig.make(args.n, args.H, args.d, args.L, args.sigma, args.init,
                                   args.flow, args.seed)
-    t_end = positive_real(args.t_end, "t-end")
+    t_end = _t_end(args, "100000")
     points = whole_number(args.points, "points", at_least=10, at_most=100_000)
     digits = precision(args.precision)
     start = time.perf_counter()

@@ -124,6 +124,18 @@ BAD_INPUTS = {
         ({"--d": "4,4,4"}, "block sizes"), ({"--t-end": "-3"}, "positive finite"),
         ({"--t-end": "inf"}, "positive finite"), ({"--precision": "0"}, "at least 1"),
         ({"--init": "1"}, "(0, 1/2)"), ({"--sigma": "1/0"}, "finite number"),
+        ({"--model": "full", "--H": "0"}, "at least 1"),
+        ({"--model": "full", "--L": "0"}, "at least 1"),
+        ({"--model": "full", "--d": "4,4,4"}, "block sizes"),
+        ({"--model": "full", "--init-scheme": "lucky"}, "invalid choice: 'lucky'"),
+        ({"--model": "full", "--init-scheme": "official", "--H": "3"}, "two heads would start"),
+        ({"--model": "full", "--imbalance": "1"}, "[0, 1)"),
+        ({"--model": "full", "--imbalance": "0.1", "--flow": "merged"}, "needs --flow factored"),
+        ({"--model": "full", "--samples": "3"}, "at least 16"),
+        ({"--model": "full", "--schedule": "cosine"}, "invalid choice: 'cosine'"),
+        ({"--model": "full", "--precision": "30"}, "runs in float64"),
+        ({"--imbalance": "0.1"}, "needs --model full"),
+        ({"--init-scheme": "official"}, "needs --model full"),
     ],
 }
 

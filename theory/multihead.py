@@ -30,7 +30,8 @@ import sympy as sp
 
 __all__ = ["gaussian_tilt", "gaussian_mgf_ratio", "chi_square_mgf", "symbols", "reduced_loss",
            "merged_flow", "balanced_flow", "log_flow", "balance_invariant",
-           "derivation"]
+           "derivation", "prompt_reduction", "finite_symbols", "finite_loss", "finite_gradient",
+           "factored_gradients"]
 
 
 def gaussian_tilt():
@@ -155,3 +156,100 @@ def derivation(n: int = 2, H: int = 2) -> list[tuple[str, sp.Basic, str]]:
         (f"d log {w}/dt (balanced)", log_flow(n, H)[w],
          "v = e^zeta > 0: d zeta/dt = -2 dL~/dv, what the simulator integrates"),
     ]
+
+
+# ---------------------------------------------------------------------------------------------
+# The trained model at finite L (the authors' conventions)
+#
+# Tokens z = (x; y), query (x_q; 0), head h's key-query W_h = K_h^T Q_h / sqrt(d_x + n) acting as
+# omega_{h,b} I on covariate block b, its output-value U_h = O_h V_h with mu_{h,i} from y_i to output
+# i: y_hat_i = sum_h mu_{h,i} sum_j p_{h,j} y_{j,i}, p_h = softmax_j(x_j^T W_h x_q), and the loss is
+# the squared error averaged over the n outputs.  Write x_{q,b} = r_b e and x_{j,b} = u_{j,b} e +
+# x_perp: the logits are l_{h,j} = sum_b omega_{h,b} r_b u_{j,b}, and beta and x_perp integrate out.
+
+
+def prompt_reduction():
+    """``E[(y_hat_i - y_{q,i})^2 | u, r]`` over ``beta_i ~ N(0, I_d)``, the orthogonal parts and the
+    label noise, for weights ``a_j`` on the context tokens (``a_j = sum_h mu_{h,i} p_{h,j}``).
+
+    SymPy integrates it for two tokens, with one parallel and one orthogonal coordinate (each
+    orthogonal coordinate is alike): the result is ``(S - r)^2 + (d - 1 + sigma^2) Q`` with
+    ``S = sum_j a_j u_j`` and ``Q = sum_j a_j^2``.  Returns ``(general form, its symbols)``.
+    """
+    from sympy.stats import E, Normal
+
+    a = sp.symbols("a_1 a_2", real=True)
+    u = sp.symbols("u_1 u_2", real=True)
+    r = sp.Symbol("r", positive=True)
+    sigma, d = sp.Symbol("sigma", nonnegative=True), sp.Symbol("d", positive=True)
+    b_par, b_perp = Normal("beta_par", 0, 1), Normal("beta_perp", 0, 1)
+    w = [Normal(f"w_{j}", 0, 1) for j in (1, 2)]         # orthogonal coordinate of each token
+    eps = [Normal(f"eps_{j}", 0, 1) for j in (1, 2)]     # label noise of each token
+    context = [b_par * u[j] + b_perp * w[j] + sigma * eps[j] for j in (0, 1)]
+    error = sum(a[j] * context[j] for j in (0, 1)) - b_par * r
+    one_perp = sp.expand(E(sp.expand(error**2)))
+    # (d - 1) orthogonal coordinates, each contributing what the one above does: sum a_j^2
+    S, Q = sp.Symbol("S", real=True), sp.Symbol("Q", nonnegative=True)
+    general = (S - r) ** 2 + (d - 1 + sigma**2) * Q
+    two = general.subs({S: a[0] * u[0] + a[1] * u[1], Q: a[0] ** 2 + a[1] ** 2})
+    if sp.simplify(one_perp + (d - 2) * (a[0] ** 2 + a[1] ** 2) - sp.expand(two)) != 0:
+        raise ArithmeticError("the per-prompt reduction does not hold")
+    return general, (S, Q, r, d, sigma)
+
+
+@lru_cache(maxsize=None)
+def finite_symbols(n: int, H: int):
+    """``omega[h][b]``, ``mu[h][i]``; token arrays ``u[b][j]`` (IndexedBase), ``r[b]``, the
+    per-task constants ``c[i] = d_i - 1 + sigma^2``, the token indices ``j, k`` and ``L``."""
+    omega, mu, *_ = symbols(n, H)
+    u = [sp.IndexedBase(f"u_{b + 1}", real=True) for b in range(n)]
+    r = [sp.Symbol(f"r_{b + 1}", positive=True) for b in range(n)]
+    c = [sp.Symbol(f"c_{i + 1}", positive=True) for i in range(n)]
+    j, k = sp.symbols("j k", integer=True)
+    L = sp.Symbol("L", integer=True, positive=True)
+    return omega, mu, u, r, c, (j, k), L
+
+
+@lru_cache(maxsize=None)
+def finite_loss(n: int, H: int) -> sp.Expr:
+    """The per-prompt loss of the trained model at finite L, averaged over the outputs:
+    ``(1/n) sum_i [(S_i - r_i)^2 + c_i Q_i]``, ``S_i = sum_j a_{i,j} u_{i,j}``, ``Q_i = sum_j
+    a_{i,j}^2``, ``a_{i,j} = sum_h mu_{h,i} e^{l_{h,j}} / sum_k e^{l_{h,k}}``, with token sums
+    kept as SymPy ``Sum`` over ``j, k = 1..L`` (:func:`prompt_reduction` gives the bracket)."""
+    omega, mu, u, r, c, (j, k), L = finite_symbols(n, H)
+    general, (S, Q, rr, d, sigma) = prompt_reduction()
+
+    def logit(h, idx):
+        return sum(omega[h][b] * r[b] * u[b][idx] for b in range(n))
+
+    Z = [sp.Sum(sp.exp(logit(h, k)), (k, 1, L)) for h in range(H)]
+    total = 0
+    for i in range(n):
+        a = sum(mu[h][i] * sp.exp(logit(h, j)) / Z[h] for h in range(H))
+        bracket = general.subs(d - 1 + sigma**2, c[i])
+        total += bracket.subs({S: sp.Sum(a * u[i][j], (j, 1, L)), Q: sp.Sum(a**2, (j, 1, L)),
+                               rr: r[i]})
+    return total / n
+
+
+@lru_cache(maxsize=None)
+def finite_gradient(n: int, H: int) -> dict:
+    """``{omega_{h,b}: d loss/d omega_{h,b}, mu_{h,i}: d loss/d mu_{h,i}}`` of :func:`finite_loss`
+    (SymPy differentiates through the token sums)."""
+    omega, mu, *_ = finite_symbols(n, H)
+    loss = finite_loss(n, H)
+    return {v: sp.diff(loss, v) for row in omega + mu for v in row}
+
+
+def factored_gradients():
+    """Per-entry gradients of the factors of one block entry, from ``W_jj = q k / s`` (``s =
+    sqrt(d_x + n)``; ``omega`` is the mean of ``diag W`` over the block's ``m`` entries, which move
+    together, so ``dL/dW_jj = G_w / m`` with ``G_w = dL/domega``) and ``U = o v`` (``G_u =
+    dL/dmu``): ``{q: k G_w/(m s), k: q G_w/(m s), o: v G_u, v: o G_u}``; and the time derivatives
+    of ``q^2 - k^2`` and ``o^2 - v^2`` under the flow (0: what a balanced start keeps)."""
+    q, k, o, v, s, m, Gw, Gu = sp.symbols("q k o v s m G_w G_u", real=True)
+    grads = {q: sp.diff(q * k / s, q) * Gw / m, k: sp.diff(q * k / s, k) * Gw / m,
+             o: sp.diff(o * v, o) * Gu, v: sp.diff(o * v, v) * Gu}
+    invariants = (sp.simplify(-2 * q * grads[q] + 2 * k * grads[k]),
+                  sp.simplify(-2 * o * grads[o] + 2 * v * grads[v]))
+    return grads, invariants, (q, k, o, v, s, m, Gw, Gu)
