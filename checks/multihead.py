@@ -59,6 +59,7 @@ class Region(_Region):
     init: tuple[float, float] = (0.01, 0.01)
     sweep: tuple[str, ...] = ("L", "d")
     extra_sweep: tuple[int, int] | None = None
+    model: str = "reduced"
 
     def strategy(self):
         from hypothesis import strategies as st
@@ -74,7 +75,7 @@ class Region(_Region):
             return {"n": n, "H": n + draw_(st.integers(*self.extra)),
                     "d": int(round(draw_(log_uniform(*self.d)))),
                     "L": int(round(draw_(log_uniform(*self.L)))),
-                    "init": draw_(log_uniform(*self.init))}
+                    "init": draw_(log_uniform(*self.init)), "model": self.model}
         return draw()
 
     def base(self) -> dict:
@@ -83,7 +84,7 @@ class Region(_Region):
         return {"n": n, "H": n + (self.extra[0] + self.extra[1]) // 2,
                 "d": int(round(math.sqrt(self.d[0] * self.d[1]))),
                 "L": int(round(math.sqrt(self.L[0] * self.L[1]))),
-                "init": math.sqrt(self.init[0] * self.init[1])}
+                "init": math.sqrt(self.init[0] * self.init[1]), "model": self.model}
 
     INVERSE = ("init",)
     INTEGER = ("n", "H", "d", "L")
@@ -107,7 +108,8 @@ class Region(_Region):
     def describe(self) -> str:
         return (f"n in {list(self.n)}, H - n in {list(self.extra)}, d in {list(self.d)}, "
                 f"L in {list(self.L)}, init in {list(self.init)}"
-                + (f", H - n in {list(self.extra_sweep)} in the sweep" if self.extra_sweep else ""))
+                + (f", H - n in {list(self.extra_sweep)} in the sweep" if self.extra_sweep else "")
+                + ("" if self.model == "reduced" else f"; the {self.model} model"))
 
 
 def _blocks(d):
@@ -135,40 +137,63 @@ def configurations(n=(2, 3), extra=(0, 2), d=(2, 16), L=(30, 800)):
     return draw()
 
 
+#: Prompts (Sobol, closed under relabeling tasks) of the trained model's loss in the claims.
+FULL_SAMPLES = 1024
+#: Multi-start sizes of the direct minimisation on the trained model's loss (H heads; one head).
+FULL_STARTS, FULL_SINGLE_STARTS = 3, 4
+
+
+@lru_cache(maxsize=32)
+def _objective(n, H, d, L, model):
+    """The trained model's loss at finite L in the flow's coordinates (None: the reduced L~)."""
+    if model == "reduced":
+        return None
+    if model != "full":
+        raise ValueError(f"unknown model {model!r}; choose reduced or full")
+    from ..numerics.multihead_full import FullObjective
+    blocks = d if isinstance(d, tuple) else (d,) * n
+    return FullObjective(n, H, blocks, L, samples=FULL_SAMPLES)
+
+
 @lru_cache(maxsize=64)
-def _run_cached(n, H, d, L, init):
+def _run_cached(n, H, d, L, init, model="reduced"):
     config = config_for({"n": n, "H": H, "d": d, "L": L, "init": init})
     try:
-        return simulate(config)
+        return simulate(config, objective=_objective(n, H, d, L, model))
     except SimulationError as exc:
         raise NotReached(f"the flow broke down at n={n}, H={H}, d={d}, L={L}: {exc}") from None
 
 
 def _args(params):
     return (int(params["n"]), int(params["H"]), _blocks(params["d"]), int(params["L"]),
-            float(params.get("init", 0.01)))
+            float(params.get("init", 0.01)), params.get("model", "reduced"))
 
 
 def run(params: dict):
     """The flow of a configuration to ``t = 10^5`` (cached): a
-    :class:`numerics.multihead.MultiheadTrajectory`."""
+    :class:`numerics.multihead.MultiheadTrajectory`; ``params["model"] == "full"``: the flow of
+    the trained model's loss at finite L in the same coordinates."""
     return _run_cached(*_args(params))
 
 
 @lru_cache(maxsize=64)
-def _best_cached(n, H, d, L, init, heads):
-    traj = _run_cached(n, H, d, L, init)
+def _best_cached(n, H, d, L, init, model, heads):
+    traj = _run_cached(n, H, d, L, init, model)
     config = config_for({"n": n, "H": H, "d": d, "L": L, "init": init})
+    objective = None if model == "reduced" else (lambda h: _objective(n, h, d, L, model))
+    full = model != "reduced"
     if heads == H:
-        return best_loss(config, starts=STARTS, extra=[traj.limit])
-    return best_loss(config, heads=heads, starts=SINGLE_STARTS)
+        return best_loss(config, starts=FULL_STARTS if full else STARTS, extra=[traj.limit],
+                         objective=objective)
+    return best_loss(config, heads=heads, starts=FULL_SINGLE_STARTS if full else SINGLE_STARTS,
+                     objective=objective)
 
 
 def best(params: dict, heads: int | None = None):
-    """The smallest reduced loss found by direct minimisation with ``heads`` heads (default H;
-    the flow's limit is one of the starts): ``(loss, state)``."""
-    n, H, d, L, init = _args(params)
-    return _best_cached(n, H, d, L, init, heads or H)
+    """The smallest loss (``L~``, or the trained model's) found by direct minimisation with
+    ``heads`` heads (default H; the flow's limit is one of the starts): ``(loss, state)``."""
+    n, H, d, L, init, model = _args(params)
+    return _best_cached(n, H, d, L, init, model, heads or H)
 
 
 # ---------------------------------------------------------------------------------------------
@@ -193,8 +218,11 @@ def _user_event(condition: str, params: dict, max_steps: int) -> float:
     flow runs to t = 10^5 or until it settles)."""
     predicate = compile_event(condition, VARIABLES, tuple(OBSERVABLES.items()), None)
     config = config_for(params)
+    n, H, d, L, _, model = _args(params)
+    objective = _objective(n, H, d, L, model)
     try:
-        t, Y, loss, state = integrate(config, T_END, dense=True, settle=SETTLE)
+        t, Y, loss, state = integrate(config, T_END, dense=True, settle=SETTLE,
+                                      objective=objective)
     except SimulationError as exc:
         raise NotReached(f"the flow broke down at {params}: {exc}") from None
     size = config.H * config.n
@@ -202,7 +230,8 @@ def _user_event(condition: str, params: dict, max_steps: int) -> float:
     def holds(s, y=None):
         y = state(s) if y is None else y
         return predicate(dict(params) | {
-            "t": s, "loss": float(reduced_loss(config, y)),
+            "t": s, "loss": float(objective.loss(y) if objective is not None
+                                  else reduced_loss(config, y)),
             "omega": np.reshape(y[:size], (config.H, config.n)),
             "mu": np.reshape(y[size:], (config.H, config.n))})
 
@@ -327,6 +356,24 @@ CLAIMS = {c.id: c for c in [
           "paper", Q["multihead.separation_ratio"], "1", DEFAULT_REGION, kind="gt"),
 ]}
 
+#: The same claims on the trained model at finite L: the flow of its loss (each evaluation sums
+#: over FULL_SAMPLES prompts of L tokens) from the same start, in the same coordinates, measured
+#: the same way; a smaller region than the reduced model's, for the cost of a run (a flow to its
+#: limit at L = 200 takes about 20 s).
+_FULL_REGION = Region(L=(25, 200), d=(4, 8), model="full")
+_FULL_OPTIMALITY_REGION = Region(L=(25, 200), d=(4, 8), extra=(0, 1), extra_sweep=(0, 3),
+                                 sweep=("L", "d", "H"), model="full")
+_TRAINED = (" On the trained model at finite L: the flow of its loss (Q, K, V, O, the authors' "
+            "conventions, a fixed sample of 1024 prompts closed under relabeling tasks) from the "
+            "same start, in the same coordinates.")
+for _id, _region in (("M1", _FULL_REGION), ("M2", _FULL_REGION), ("M3", _FULL_REGION),
+                     ("M3.cover", _FULL_REGION), ("M4", _FULL_OPTIMALITY_REGION),
+                     ("M5", _FULL_REGION)):
+    _c = CLAIMS[_id]
+    CLAIMS[_id + ".full"] = Claim(_id + ".full", _c.statement.replace("reduced loss", "loss")
+                                  + _TRAINED, _c.source, _c.quantity, _c.bound, _region,
+                                  kind=_c.kind)
+
 
 # ---------------------------------------------------------------------------------------------
 # the numbers the report shows
@@ -411,6 +458,8 @@ def report_extras(profile: str = "quick", executor=None) -> dict:
         "agreement": reduction_agreement(),
         "precision": precision_check(),
         "drawn": drawn_configurations(8 if profile == "quick" else 24),
+        "proxy": proxy_comparison(executor),
+        "official": official_experiment(profile),
     }
 
 
@@ -439,6 +488,8 @@ OPTIONS = (
     Option("--samples", "--model full: prompts in the fixed training sample", "4096"),
     Option("--sampler", "--model full: qmc (scrambled Sobol) or mc", "qmc", choices=SAMPLERS),
     Option("--final-samples", "--model full: fresh prompts for the final loss", "200000"),
+    Option("--asymmetric-sample", "--model full: do not close the sample under relabeling tasks "
+           "of equal block size", action="store_true"),
     Option("--every", "--model full: record every this many steps", "1"),
     Option("--seed", "seed of the initial perturbation (and of the prompt sample)", "0"),
     Option("--t-end", "horizon (reduced, default 100000: float64 stops earlier once the flow "
@@ -465,7 +516,8 @@ def run_full_simulation(args):
     config = FullConfig.make(args.n, args.H, args.d, args.L, args.sigma, args.init_scheme,
                              args.init, args.imbalance,
                              "merged" if args.flow == "merged" else "factored", args.schedule,
-                             args.lr, args.samples, args.sampler, args.seed)
+                             args.lr, args.samples, args.sampler, args.seed,
+                             symmetric=not args.asymmetric_sample)
     t_end = _t_end(args, "1510")
     if t_end > 10**6:
         raise ConfigError(f"t-end must be at most 1e6 for --model full, got {t_end:g}")
@@ -548,3 +600,119 @@ SETTING = Setting(
                     "model)", thm.derivation()),
     options=OPTIONS, simulate=run_simulation, example=EXAMPLE_ARGS,
     precision_example=EXAMPLE_ARGS, observables=OBSERVABLES, event=event_quantity)
+
+
+# ---------------------------------------------------------------------------------------------
+# the authors' official experiment, on the trained model at finite L
+
+#: n = 3 tasks of block size 4 (d_x = 12), L = 100; H = 3 and H = 1; the official start and the
+#: elbow schedule; from the balanced start and with a seeded imbalance; read at two times.
+OFFICIAL = {"n": 3, "d": 4, "L": 100, "heads": (3, 1), "imbalance": ("0", "0.1"),
+            "times": (1510.0, 4000.0)}
+#: Prompts in the training sample (Sobol) by profile, and fresh prompts for each loss read.
+OFFICIAL_SAMPLES = {"quick": 2048, "thorough": 8192}
+OFFICIAL_FRESH = 100_000
+
+
+def _parting(a, b) -> float | None:
+    """First time the two runs' ``(omega, mu)`` differ by 10% of their scale (reconstructed)."""
+    n = min(len(a.t), len(b.t))
+    for j in range(n):
+        scale = max(np.abs(a.mu[j]).max(), np.abs(a.omega[j]).max(), 1e-300)
+        diff = max(np.abs(a.mu[j] - b.mu[j]).max(), np.abs(a.omega[j] - b.omega[j]).max())
+        if diff > 0.1 * scale:
+            return float(a.t[j])
+    return None
+
+
+def official_run(H: int, imbalance: str, samples: int, setup: dict = OFFICIAL,
+                 fresh: int = OFFICIAL_FRESH):
+    """One run of the official experiment to the last time: ``(config, trajectory, seconds)``."""
+    from ..numerics.multihead_full import FullConfig, train
+
+    cfg = FullConfig.make(setup["n"], H, setup["d"], setup["L"], init_scheme="official",
+                          imbalance=imbalance, schedule="elbow", samples=samples)
+    start = time.perf_counter()
+    traj = train(cfg, setup["times"][-1], final_samples=fresh)
+    return cfg, traj, time.perf_counter() - start
+
+
+def official_experiment(profile: str = "quick", samples: int | None = None,
+                        setup: dict = OFFICIAL, fresh: int = OFFICIAL_FRESH) -> dict:
+    """The official experiment (``setup``: another n, d, L, heads or times): per run (H,
+    imbalance) and per time, the loss on ``fresh`` prompts with its standard error, omega and mu
+    per head and task, the coefficients, the allocation, warm-up end and emergence per task; the
+    single-head / multi-head loss ratio; and where the balanced and imbalanced runs part."""
+    from ..numerics.multihead_full import population_loss
+
+    samples = samples or OFFICIAL_SAMPLES[profile]
+    runs, trajs = [], {}
+    for H in setup["heads"]:
+        for eps in setup["imbalance"]:
+            cfg, traj, seconds = official_run(H, eps, samples, setup, fresh)
+            trajs[H, eps] = traj
+            at = []
+            for T in setup["times"]:
+                j = traj.at(T)
+                loss, se = population_loss(cfg, traj.omega[j], traj.mu[j], fresh,
+                                           seed=cfg.seed + 1)
+                at.append({"t": float(traj.t[j]), "loss": loss, "stderr": se,
+                           "sample_loss": float(traj.loss[j]),
+                           "omega": traj.omega[j].tolist(), "mu": traj.mu[j].tolist(),
+                           "coefficient": traj.coefficient[j].tolist(),
+                           "allocation": traj.allocation(j).tolist(),
+                           "emerged": [e is not None and e <= T for e in traj.emergence()]})
+            runs.append({"H": H, "imbalance": float(eps), "samples": samples,
+                         "seconds": seconds, "steps": traj.steps,
+                         "warmup_end": traj.warmup_end(), "emergence": traj.emergence(),
+                         "times": at})
+    by = {(r["H"], r["imbalance"]): r for r in runs}
+    ratios = []
+    one, many = min(setup["heads"]), max(setup["heads"])
+    for eps in setup["imbalance"]:
+        single, multi = by[one, float(eps)], by[many, float(eps)]
+        for a, b in zip(single["times"], multi["times"]):
+            ratios.append({"imbalance": float(eps), "t": b["t"], "ratio": a["loss"] / b["loss"],
+                           "stderr": a["loss"] / b["loss"] * math.hypot(
+                               a["stderr"] / a["loss"], b["stderr"] / b["loss"])})
+    first, second = setup["imbalance"][:2]
+    parting = {H: _parting(trajs[H, first], trajs[H, second]) for H in setup["heads"]}
+    return {"setup": dict(setup, samples=samples, fresh=fresh), "runs": runs,
+            "ratios": ratios, "parting": parting}
+
+
+# ---------------------------------------------------------------------------------------------
+# where the reduced model is a faithful proxy of the trained one
+
+#: n = H = 2, d = 4, the claims' small start; the context lengths of the comparison.
+PROXY = {"n": 2, "H": 2, "d": 4, "init": 0.01}
+PROXY_L = (25, 50, 100, 200)
+
+
+def proxy_point(L: int) -> dict:
+    """Both models at one L (module level: runs in a process): phase ends, the loss and the state
+    at the limit, the allocation and the separation ratio, and the reduced model's relative
+    errors against the trained one."""
+    out = {"L": L}
+    for model in ("reduced", "full"):
+        params = dict(PROXY, L=L, model=model)
+        traj = run(params)
+        out[model] = {"warmup": traj.warmup, "emergence": traj.emergence,
+                      "loss": float(traj.loss[-1]), "limit": traj.limit.tolist(),
+                      "share": traj.active_share(), "separation": separation_point(params)[2]}
+    red, full = out["reduced"], out["full"]
+
+    def rel(key):
+        a, b = red[key], full[key]
+        return None if a is None or b is None else (a - b) / b
+    out["errors"] = {key: rel(key) for key in ("warmup", "emergence", "loss", "separation")}
+    out["errors"]["limit"] = float(np.max(np.abs(np.subtract(red["limit"], full["limit"])))
+                                   / np.max(np.abs(full["limit"])))
+    out["errors"]["share"] = red["share"] - full["share"]
+    return out
+
+
+def proxy_comparison(executor=None, Ls=PROXY_L) -> list[dict]:
+    """:func:`proxy_point` at every L of ``Ls``."""
+    mapper = executor.map if executor is not None else map
+    return list(mapper(proxy_point, Ls))

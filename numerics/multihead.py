@@ -37,6 +37,9 @@ ACTIVE = 0.01
 #: Default horizon of :func:`simulate`; a float64 run stops earlier once ``max |dy/dt| <= SETTLE``
 #: (after the loss has halved).
 T_END, SETTLE = 1e5, 1e-8
+#: Radau's relative tolerance on L~, and on the trained model's sample-average loss (whose own
+#: sampling error is about 1e-2 relative: a tighter rule only costs evaluations).
+RTOL, RTOL_SAMPLED = 1e-10, 1e-7
 
 
 @dataclass(frozen=True)
@@ -113,15 +116,30 @@ def reduced_loss(config: MultiheadConfig, y) -> float:
     return _compiled(*_key(config, "numpy"))[0](np.asarray(y, float))
 
 
-def velocity(config: MultiheadConfig, y) -> np.ndarray:
-    """``dy/dt`` of the configuration's flow at ``y``."""
-    return np.asarray(_compiled(*_key(config, "numpy"))[1](np.asarray(y, float)), float)
+def velocity(config: MultiheadConfig, y, objective=None) -> np.ndarray:
+    """``dy/dt`` of the configuration's flow at ``y``; with ``objective`` (a loss with ``loss(y)``
+    and ``gradient(y)``, e.g. the trained model's), its flow: ``-grad`` merged, ``-2 |y| grad``
+    balanced (the factor :func:`theory.multihead.balanced_flow` derives)."""
+    y = np.asarray(y, float)
+    if objective is not None:
+        g = objective.gradient(y)
+        return -g if config.flow == "merged" else -2 * np.abs(y) * g
+    return np.asarray(_compiled(*_key(config, "numpy"))[1](y), float)
 
 
-def loss_rate(config: MultiheadConfig, y) -> float:
-    """``-dL~/dt = grad L~ . (-dy/dt)`` along the configuration's flow at ``y`` (>= 0)."""
-    gradient = -np.asarray(_compiled(*_key(config, "numpy", merged=True))[1](np.asarray(y, float)))
-    return float(-gradient @ velocity(config, y))
+def _loss(config, y, objective=None) -> float:
+    return float(objective.loss(y) if objective is not None else reduced_loss(config, y))
+
+
+def loss_rate(config: MultiheadConfig, y, objective=None) -> float:
+    """``-dL/dt = grad L . (-dy/dt)`` along the configuration's flow at ``y`` (>= 0); ``L~`` or
+    ``objective``'s loss."""
+    if objective is not None:
+        gradient = objective.gradient(np.asarray(y, float))
+    else:
+        gradient = -np.asarray(_compiled(*_key(config, "numpy", merged=True))[1](
+            np.asarray(y, float)))
+    return float(-gradient @ velocity(config, y, objective))
 
 
 def _admissible(config, y):
@@ -131,7 +149,8 @@ def _admissible(config, y):
 
 
 def integrate(config: MultiheadConfig, t_end: float, points: int = 400, digits: int | None = None,
-              dense: bool = False, settle: float | None = None, backend: Backend | None = None):
+              dense: bool = False, settle: float | None = None, backend: Backend | None = None,
+              objective=None):
     """The flow on ``[0, t_end]`` at ``points`` times (geometric after t = 1, so the slow warm-up
     and the fast emergence are both resolved): ``(t, y, loss)``.  ``backend`` (or ``digits``) at
     arbitrary precision: mpmath's Taylor integrator at that precision (slow; small n, H; its
@@ -139,11 +158,13 @@ def integrate(config: MultiheadConfig, t_end: float, points: int = 400, digits: 
     ``state(t)``, the continuous solution, for locating events.  ``settle``: stop, with the
     stopping time as the last point, once ``max |dy/dt| <= settle`` after the loss has halved
     (a terminal event in float64; located by Brent's method on the continuous solution at
-    arbitrary precision).
+    arbitrary precision).  ``objective``: the flow of that loss instead of ``L~`` (float64).
     Raises :class:`SimulationError` naming the time when the state leaves the admissible set or
     stops being finite."""
     if backend is not None:
         digits = backend.digits
+    if objective is not None and digits is not None:
+        raise ConfigError("the trained model's flow runs in float64 only")
     t = np.unique(np.concatenate([[0.0], np.geomspace(1e-3, t_end, points - 1)]))
     y0 = config.initial()
     # balanced Q, K, V, O from a positive start: omega, mu stay positive and the derived
@@ -153,25 +174,34 @@ def integrate(config: MultiheadConfig, t_end: float, points: int = 400, digits: 
     flow = "log" if logs else "merged"
     if digits is None:
         from scipy.integrate import solve_ivp
-        _, rhs = _compiled(*_key(config, "numpy", flow=flow))
+        if objective is None:
+            _, rhs = _compiled(*_key(config, "numpy", flow=flow))
+        elif logs:      # d log v/dt = -2 dL/dv (theory.multihead.log_flow's rule)
+            rhs = lambda y: -2 * objective.gradient(y)      # noqa: E731
+        else:
+            rhs = lambda y: -objective.gradient(y)          # noqa: E731
 
         def f(_t, z):
             return np.asarray(rhs(np.exp(z) if logs else z), float)
 
         def leaves(_t, z):
+            if objective is not None:       # the trained model has no such boundary
+                return 1.0
             return _admissible(config, np.exp(z) if logs else z) - 1e-9
         leaves.terminal = True
-        half = reduced_loss(config, y0) / 2
+        half = _loss(config, y0, objective) / 2
 
         def settles(_t, z):     # <= 0 once settled (max of two continuous functions)
             y = np.exp(z) if logs else z
             speed = np.abs(y * f(_t, z) if logs else f(_t, z)).max()
-            return max(speed - settle, reduced_loss(config, y) - half)
+            return max(speed - settle, _loss(config, y, objective) - half)
         settles.terminal = True
         events = [leaves] + ([settles] if settle else [])
         with np.errstate(over="ignore"):    # finite-difference Jacobian of coordinates near 0
             sol = solve_ivp(f, (0.0, t_end), np.log(y0) if logs else y0, method="Radau",
-                            t_eval=t, rtol=1e-10, atol=1e-12, events=events, dense_output=dense)
+                            t_eval=t, rtol=RTOL if objective is None else RTOL_SAMPLED,
+                            atol=1e-12 if objective is None else 1e-10, events=events,
+                            dense_output=dense)
         if sol.status == 1 and sol.t_events[0].size:
             raise SimulationError(0, f"t = {sol.t_events[0][0]:.6g}: 1 - 2 omega_h omega_g reached 0")
         if not sol.success:
@@ -213,7 +243,7 @@ def integrate(config: MultiheadConfig, t_end: float, points: int = 400, digits: 
     if not np.all(np.isfinite(Y)):
         bad = t[int(np.argmin(np.all(np.isfinite(Y), axis=1)))]
         raise SimulationError(0, f"t = {bad:.6g}: the state is not finite")
-    loss = np.array([reduced_loss(config, y) for y in Y])
+    loss = np.array([_loss(config, y, objective) for y in Y])
     return (t, Y, loss, state) if dense else (t, Y, loss)
 
 
@@ -282,7 +312,7 @@ def _active_share(config, y) -> float:
 
 
 def phase_times(t, Y, loss, config: MultiheadConfig, state=None, drop: float = 0.05,
-                share: float = 0.95):
+                share: float = 0.95, objective=None):
     """Ends of warm-up and emergence (reconstructed): warm-up ends when the loss has made
     ``drop`` of its total fall ``L(0) - L(t_end)``; emergence ends when the loss is within ``drop``
     of its final value and every active head (:func:`active_heads`) puts ``share`` of its key-query
@@ -297,10 +327,10 @@ def phase_times(t, Y, loss, config: MultiheadConfig, state=None, drop: float = 0
         return None, None
 
     def warm(y):        # >= 0 once the warm-up is over
-        return loss[0] - reduced_loss(config, y) - drop * fall
+        return loss[0] - _loss(config, y, objective) - drop * fall
 
     def emerged(y):     # >= 0 once the emergence is over
-        gap = drop * fall - (reduced_loss(config, y) - loss[-1])
+        gap = drop * fall - (_loss(config, y, objective) - loss[-1])
         return min(gap, _active_share(config, y) - share)
 
     def locate(event):
@@ -319,18 +349,24 @@ def phase_times(t, Y, loss, config: MultiheadConfig, state=None, drop: float = 0
 
 
 def best_loss(config: MultiheadConfig, heads: int | None = None, starts: int = 8, seed: int = 0,
-              extra=()):
+              extra=(), objective=None):
     """The smallest reduced loss found by L-BFGS-B from ``starts`` seeded starts, the
     one-head-per-task start when ``heads >= n`` and the states in ``extra`` (say the flow's limit,
-    so the best found is never worse), with ``|omega| < 1/sqrt(2)``: ``(loss, y)``."""
+    so the best found is never worse), with ``|omega| < 1/sqrt(2)``: ``(loss, y)``.  With
+    ``objective`` (a callable ``heads -> objective``), that loss instead of ``L~``."""
     from scipy.optimize import minimize
 
     cfg = MultiheadConfig(config.n, heads or config.H, config.d, config.L, config.sigma,
                           config.init, "merged", config.seed)
-    loss, rhs = _compiled(*_key(cfg, "numpy"))
+    if objective is not None:
+        obj = objective(cfg.H)
+        loss, rhs = obj.loss, (lambda y: -obj.gradient(y))
+    else:
+        loss, rhs = _compiled(*_key(cfg, "numpy"))
     H, n = cfg.H, cfg.n
-    bound = 1 / math.sqrt(2) - 1e-6
-    box = [(-bound, bound)] * (H * n) + [(None, None)] * (H * n)
+    bound = 1 / math.sqrt(2) - 1e-6         # L~ is finite only for |omega| < 1/sqrt(2)
+    box = ([(-bound, bound)] if objective is None else [(None, None)]) * (H * n) + \
+        [(None, None)] * (H * n)
     rng = np.random.default_rng(seed)
     inits = [np.concatenate([rng.uniform(0, 0.4, H * n), rng.uniform(0, 2, H * n)])
              for _ in range(starts)]
@@ -398,28 +434,33 @@ class MultiheadTrajectory(Record):
         return float(self.allocation[self.active].min())
 
 def simulate(config: MultiheadConfig, t_end: float = T_END, points: int = 400,
-             digits: int | None = None, backend: Backend | None = None) -> MultiheadTrajectory:
+             digits: int | None = None, backend: Backend | None = None,
+             objective=None) -> MultiheadTrajectory:
     """Integrate the flow to ``t_end``, or in float64 until it settles (``max |dy/dt| <= SETTLE``),
     and measure it (:class:`MultiheadTrajectory`).  The peak rate is the largest ``-dL~/dt`` on 400
     points of the continuous solution spanning the emergence.  ``digits``: mpmath's Taylor
-    integrator to ``t_end`` (slow: keep ``t_end`` short)."""
+    integrator to ``t_end`` (slow: keep ``t_end`` short).  ``objective``: the flow of that loss
+    (the trained model's, :class:`numerics.multihead_full.FullObjective`) in the same coordinates,
+    measured the same way."""
     if not (isinstance(t_end, (int, float)) and math.isfinite(t_end) and t_end > 0):
         raise ConfigError(f"t_end must be a positive finite number, got {t_end!r}")
     if backend is not None:
         digits = backend.digits
     t, Y, loss, state = integrate(config, float(t_end), points, digits=digits, dense=True,
-                                  settle=SETTLE)
+                                  settle=SETTLE, objective=objective)
     settled = float(t[-1]) if t[-1] < t_end else None
-    warmup, emergence = phase_times(t, Y, loss, config, state)
+    warmup, emergence = phase_times(t, Y, loss, config, state, objective=objective)
     peak = None
     if warmup is not None and emergence is not None and emergence > warmup:
-        peak = max(loss_rate(config, state(s)) for s in np.linspace(warmup, emergence, 400))
+        peak = max(loss_rate(config, state(s), objective)
+                   for s in np.linspace(warmup, emergence, 400))
     H, n = config.H, config.n
     record = config.to_dict() | {"t_end": float(t_end), "points": points,
-                                 "number_type": "float64" if digits is None else f"mpmath {digits}"}
+                                 "number_type": "float64" if digits is None else f"mpmath {digits}",
+                                 "model": "reduced" if objective is None else objective.describe()}
     return MultiheadTrajectory(
         config=record, t=t, omega=Y[:, : H * n].reshape(-1, H, n), mu=Y[:, H * n:].reshape(-1, H, n),
         loss=loss, warmup=warmup, emergence=emergence, peak_rate=peak, settled=settled,
-        residual=float(np.abs(velocity(config, Y[-1])).max()),
+        residual=float(np.abs(velocity(config, Y[-1], objective)).max()),
         allocation=allocation(config, Y[-1]), active=active_heads(config, Y[-1]),
         served=served_tasks(config, Y[-1]))

@@ -8,7 +8,9 @@ output i with ``mu_{h,i}``) a prompt enters only through ``u[j, b]`` (token j's 
 projected on the query's block direction, standard normal) and ``r_b = |x_{q,b}|`` (chi with
 ``d_b`` degrees of freedom): :func:`theory.multihead.finite_loss`, whose token sums are evaluated
 over a fixed sample of ``(u, r)`` (common random numbers: GD runs on one smooth function), drawn
-by Monte Carlo or scrambled Sobol points (``sampler="qmc"``).
+by Monte Carlo or scrambled Sobol points (``sampler="qmc"``), by default closed under the
+symmetries of the prompt distribution (``symmetric``: relabeling tasks of equal block size, sign
+flips of u).
 
 Training follows the authors' factors: one value ``q, k`` per block entry of ``Q_h, K_h`` and one
 ``o, v`` per output-value pair (``omega = q k / sqrt(d_x + n)``, ``mu = o v``), each moved by its
@@ -19,7 +21,9 @@ k^2 = 0``, so ``omega`` and ``mu`` cannot change sign; the imbalanced one can.
 """
 from __future__ import annotations
 
+import itertools
 import math
+import warnings
 from dataclasses import dataclass
 from fractions import Fraction
 from functools import lru_cache
@@ -34,7 +38,7 @@ from .errors import ConfigError, SimulationError
 from .jsonio import Record
 from .numbers import fraction, whole_number
 
-__all__ = ["FullConfig", "Sample", "draw", "loss_and_gradient", "population_loss", "train",
+__all__ = ["FullConfig", "FullObjective", "Sample", "draw", "symmetries", "loss_and_gradient", "population_loss", "train",
            "FullTrajectory", "INIT_SCHEMES", "SCHEDULES", "PARAMS", "SAMPLERS", "official_init"]
 
 INIT_SCHEMES = ("small", "official")
@@ -71,11 +75,12 @@ class FullConfig:
     samples: int = 4096
     sampler: str = "qmc"
     seed: int = 0
+    symmetric: bool = True
 
     @classmethod
     def make(cls, n, H, d, L, sigma="0", init_scheme="official", init="0.05", imbalance="0",
              param="factored", schedule="elbow", lr="0.01", samples=4096, sampler="qmc",
-             seed=0) -> "FullConfig":
+             seed=0, symmetric=True) -> "FullConfig":
         """Validate and build; raises :class:`ConfigError` with a one-line message."""
         n = whole_number(n, "n (number of tasks)", at_least=1, at_most=8)
         H = whole_number(H, "H (number of heads)", at_least=1, at_most=16)
@@ -117,7 +122,7 @@ class FullConfig:
             raise ConfigError(f"--sampler qmc needs n L + n <= 21201 dimensions (Sobol), got "
                               f"{n * L + n}; use --sampler mc")
         return cls(n, H, d, L, sigma, init_scheme, init, imbalance, param, schedule, lr, samples,
-                   sampler, whole_number(seed, "seed", at_least=0))
+                   sampler, whole_number(seed, "seed", at_least=0), bool(symmetric))
 
     @property
     def scale(self) -> float:
@@ -130,7 +135,7 @@ class FullConfig:
                 "init_scheme": self.init_scheme, "init": float(self.init),
                 "imbalance": float(self.imbalance), "param": self.param,
                 "schedule": self.schedule, "lr": float(self.lr), "samples": self.samples,
-                "sampler": self.sampler, "seed": self.seed}
+                "sampler": self.sampler, "seed": self.seed, "symmetric": self.symmetric}
 
 
 # ---------------------------------------------------------------------------------------------
@@ -194,14 +199,56 @@ class Sample:
         return self.r.shape[1]
 
 
-def draw(n: int, d, L: int, samples: int, sampler: str = "mc", seed: int = 0) -> Sample:
+def symmetries(d) -> list[tuple[tuple[int, ...], tuple[int, ...]]]:
+    """Maps ``(u, r) -> (s_b u[p_b], r[p_b])`` that keep the distribution of a prompt: ``p`` a
+    relabeling of tasks that keeps every block size (all of them when there are at most 24, else
+    the cyclic shifts within each class of equal sizes) and ``s`` a sign per block (``u`` is
+    symmetric; all ``2^n`` patterns for ``n <= 4``, else the identity and the flip of every
+    block)."""
+    n = len(d)
+    perms = [p for p in itertools.permutations(range(n)) if all(d[p[b]] == d[b] for b in range(n))]
+    if len(perms) > 24:
+        classes = {}
+        for b, size in enumerate(d):
+            classes.setdefault(size, []).append(b)
+        shifts = math.lcm(*(len(c) for c in classes.values()))
+        perms = set()
+        for s in range(shifts):
+            p = list(range(n))
+            for members in classes.values():
+                for i, b in enumerate(members):
+                    p[b] = members[(i + s) % len(members)]
+            perms.add(tuple(p))
+        perms = sorted(perms)
+    signs = list(itertools.product((1, -1), repeat=n)) if n <= 4 else [(1,) * n, (-1,) * n]
+    return [(p, s) for p in perms for s in signs]
+
+
+def draw(n: int, d, L: int, samples: int, sampler: str = "mc", seed: int = 0,
+         symmetric: bool = False) -> Sample:
     """``u ~ N(0, 1)`` (L n per prompt) and ``r_b ~ chi(d_b)``: seeded Monte Carlo, or scrambled
-    Sobol points (SciPy) mapped through the inverse normal and chi distribution functions."""
+    Sobol points (SciPy) mapped through the inverse normal and chi distribution functions.
+
+    ``symmetric``: ``ceil(samples / G)`` prompts, each mapped by every one of the ``G``
+    :func:`symmetries` of the prompt distribution (tasks of equal block size are exchangeable, u
+    is symmetric), so the sample-average loss keeps the symmetries the population loss has (a
+    start symmetric between tasks stays so, as in the exact dynamics), and terms odd in u cancel
+    exactly instead of adding noise (at a small start the mu-gradient is such a term's
+    remainder)."""
+    if symmetric:
+        group = symmetries(d)
+        base = draw(n, d, L, -(-samples // len(group)), sampler, seed)
+        return Sample(np.ascontiguousarray(np.concatenate(
+                          [np.array(s)[:, None, None] * base.u[list(p)] for p, s in group],
+                          axis=1)),
+                      np.concatenate([base.r[list(p)] for p, _ in group], axis=1))
     from scipy import stats
 
     rng = np.random.default_rng(seed)
     if sampler == "qmc":
-        pts = stats.qmc.Sobol(n * L + n, scramble=True, seed=rng).random(samples)
+        with warnings.catch_warnings():     # any sample size: the first points of one sequence
+            warnings.filterwarnings("ignore", message=".*balance properties of Sobol.*")
+            pts = stats.qmc.Sobol(n * L + n, scramble=True, seed=rng).random(samples)
         pts = np.clip(pts, 1e-16, 1 - 1e-16)
         z = stats.norm.ppf(pts[:, : n * L]).reshape(samples, n, L)
         r = np.array([stats.chi.ppf(pts[:, n * L + b], d[b]) for b in range(n)])
@@ -249,6 +296,42 @@ def population_loss(config: FullConfig, omega, mu, samples: int = 200_000, seed:
     sample = draw(config.n, config.d, config.L, samples, "mc", seed)
     _, _, _, losses = loss_and_gradient(config, omega, mu, sample, per_prompt=True)
     return float(losses.mean()), float(losses.std(ddof=1) / math.sqrt(len(losses)))
+
+
+class FullObjective:
+    """The trained model's loss in the reduced model's coordinates, for its flows
+    (:func:`numerics.multihead.simulate` with ``objective=``): ``y = (omega, mu)`` flattened with
+    ``omega`` the diagonal of ``W_h`` and the squared error summed over the n outputs (``n`` times
+    the per-output average), on one fixed prompt sample."""
+
+    def __init__(self, n: int, H: int, d, L: int, sigma="0", samples: int = 2048,
+                 sampler: str = "qmc", seed: int = 0):
+        self.config = FullConfig.make(n, H, ",".join(map(str, d)), L, sigma, init_scheme="small",
+                                      samples=samples, sampler=sampler, seed=seed)
+        self.sample = draw(n, self.config.d, L, samples, sampler, seed, True)
+        self._last = None
+
+    def describe(self) -> str:
+        return f"full ({self.sample.size} prompts, {self.config.sampler}, symmetric)"
+
+    def _evaluate(self, y):
+        y = np.asarray(y, float)
+        if self._last is None or not np.array_equal(self._last[0], y):
+            H, n = self.config.H, self.config.n
+            try:
+                loss, Gw, Gu = loss_and_gradient(self.config, y[: H * n].reshape(H, n),
+                                                 y[H * n:].reshape(H, n), self.sample)
+            except FloatingPointError:      # far out (an integrator's trial point): no value
+                self._last = (y.copy(), math.nan, np.full(y.shape, math.nan))
+                return self._last
+            self._last = (y.copy(), n * loss, n * np.concatenate([Gw.ravel(), Gu.ravel()]))
+        return self._last
+
+    def loss(self, y) -> float:
+        return float(self._evaluate(y)[1])
+
+    def gradient(self, y) -> np.ndarray:
+        return self._evaluate(y)[2].copy()
 
 
 # ---------------------------------------------------------------------------------------------
@@ -366,7 +449,7 @@ def train(config: FullConfig, t_end: float, sample: Sample | None = None, every:
     if not (isinstance(t_end, (int, float)) and math.isfinite(t_end) and 0 < t_end <= 10**7):
         raise ConfigError(f"t_end must be a positive number up to 1e7, got {t_end!r}")
     sample = sample or draw(config.n, config.d, config.L, config.samples, config.sampler,
-                            config.seed)
+                            config.seed, config.symmetric)
     q, k, o, v = initial_factors(config)
     s, m = config.scale, np.array(config.d, float)[None, :]
     omega, mu = q * k / s, o * v
@@ -408,7 +491,7 @@ def train(config: FullConfig, t_end: float, sample: Sample | None = None, every:
     om, mm = np.array(records["omega"]), np.array(records["mu"])
     traj = FullTrajectory(
         config=config.to_dict() | {"t_end": float(t_end), "every": every,
-                                   "final_samples": final_samples},
+                                   "final_samples": final_samples, "prompts": sample.size},
         t=np.array(records["t"]), loss=np.array(records["loss"]), omega=om, mu=mm,
         lr=np.array(records["lr"]), max_grad=np.array(records["max_grad"]),
         coefficient=(om * mm).sum(axis=1), final_loss=final, final_loss_stderr=stderr,

@@ -141,7 +141,8 @@ def test_bound_on_a_multihead_quantity_names_the_variables(capsys):
 
 
 def test_report_section_writes_its_figures(tmp_path):
-    from icl_verifier.checks.multihead import EXAMPLE, separation_point
+    from icl_verifier.checks.multihead import (EXAMPLE, OFFICIAL, official_experiment,
+                                               proxy_comparison, separation_point)
     from icl_verifier.checks.report.multihead import draw
     from icl_verifier.numerics.multihead import best_loss
 
@@ -158,8 +159,16 @@ def test_report_section_writes_its_figures(tmp_path):
               "drawn": [{"params": EXAMPLE, "warmup": traj.warmup, "emergence": traj.emergence,
                          "settled": traj.settled, "speed_ratio": traj.speed_ratio(),
                          "share": traj.active_share(), "served": 2, "separation": 1.5,
-                         "t_end": traj.t[-1]}]}
+                         "t_end": traj.t[-1]}],
+              "proxy": proxy_comparison(Ls=(12,)),
+              "official": official_experiment(samples=64, fresh=500, setup=dict(
+                  OFFICIAL, d=2, L=8, heads=(2, 1), times=(20.0, 40.0)))}
     lines = draw([], str(tmp_path), extras)
+    proxy = next(line for line in lines if line.startswith("| 12 |"))
+    assert proxy.count("|") == 8 and "%" in proxy
+    official = [line for line in lines if line.startswith("| 2 | 0.1 |")]
+    assert len(official) == 2 and "| 40 |" in official[1]    # read at both times
+    assert any(line.startswith("| 0 | 40 |") for line in lines)   # single / multi at t = 40
     for name in ("multihead-loss.png", "multihead-weights.png", "multihead-allocation.png",
                  "multihead-separation.png", "multihead-phases.png"):
         assert (tmp_path / name).stat().st_size > 5000
