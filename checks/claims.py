@@ -182,7 +182,9 @@ class Setting:
     ``observables``: name -> number of indices, what a user's event condition may read, and
     ``event(condition, family, feature) -> Quantity``: the first step at which it holds;
     ``derived_laws``: quantity name -> a function giving the SymPy law derived for it in closed
-    form (in the setting's variables), which ``discover`` prints beside the fitted one."""
+    form (in the setting's variables), which ``discover`` prints beside the fitted one;
+    ``experiments``: name -> ``(description, run(samples) -> dict, text(dict) -> Markdown
+    lines)``, what ``icl-verify experiment NAME`` runs (a fixed published experiment)."""
 
     name: str
     title: str
@@ -199,6 +201,7 @@ class Setting:
     observables: dict = field(default_factory=dict, compare=False)
     event: Callable | None = field(default=None, compare=False)
     derived_laws: dict = field(default_factory=dict, compare=False)
+    experiments: dict = field(default_factory=dict, compare=False)
 
     def with_report(self, report: Callable) -> "Setting":
         return replace(self, report=report)

@@ -7,6 +7,7 @@
                      [--json FILE] [--report DIR]
     icl-verify bound QUANTITY --bound EXPR [--where CLAUSE ...] [--examples N] [--json FILE]
     icl-verify discover QUANTITY [--where CLAUSE ...] [--profile P] [--json FILE]
+    icl-verify experiment NAME [--samples N] [--json FILE]
 
 Every command loops over :func:`checks.settings.settings`; a setting brings its own simulate
 options, derivation, quantities, claims and report section.  A user mistake prints one line
@@ -97,6 +98,13 @@ def _parser(settings: dict) -> argparse.ArgumentParser:
     disc.add_argument("--executor", default=None, help=executor_help)
     disc.add_argument("--where", action="append", default=[], metavar="CLAUSE", help=WHERE_HELP)
     disc.add_argument("--budget", default=None, metavar="SECONDS", help=BUDGET_HELP)
+    names = {f"{s.name}.{name}": desc for s in settings.values()
+             for name, (desc, _, _) in s.experiments.items()}
+    exp = sub.add_parser("experiment", help="run a fixed published experiment: "
+                         + "; ".join(f"{k}: {v}" for k, v in names.items()))
+    exp.add_argument("name", choices=sorted(names))
+    exp.add_argument("--samples", default=None, help="prompts in the training sample")
+    exp.add_argument("--json", help="write the figures as JSON")
     return parser
 
 
@@ -398,8 +406,22 @@ def _hypothesis_home() -> None:
             return
 
 
+def _experiment(args, settings) -> int:
+    from ..numerics.numbers import whole_number
+    setting_name, name = args.name.split(".", 1)
+    _, run, text = settings[setting_name].experiments[name]
+    samples = None if args.samples is None else whole_number(args.samples, "samples",
+                                                               at_least=16, at_most=10**6)
+    _check_out(args.json)
+    result = run(samples)
+    if args.json:
+        _write_json(args.json, result)
+    print("\n".join(text(result)))
+    return 0
+
+
 _COMMANDS = {"simulate": _simulate, "derive": _derive, "list": _list, "check": _check,
-             "bound": _bound, "discover": _discover}
+             "bound": _bound, "discover": _discover, "experiment": _experiment}
 
 
 def main(argv=None) -> int:

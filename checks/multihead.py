@@ -137,7 +137,8 @@ def configurations(n=(2, 3), extra=(0, 2), d=(2, 16), L=(30, 800)):
     return draw()
 
 
-#: Prompts (Sobol, closed under relabeling tasks) of the trained model's loss in the claims.
+#: Prompts (Sobol, closed under the prompt distribution's symmetries) of the trained model's loss
+#: in the claims.
 FULL_SAMPLES = 1024
 #: Multi-start sizes of the direct minimisation on the trained model's loss (H heads; one head).
 FULL_STARTS, FULL_SINGLE_STARTS = 3, 4
@@ -364,7 +365,8 @@ _FULL_REGION = Region(L=(25, 200), d=(4, 8), model="full")
 _FULL_OPTIMALITY_REGION = Region(L=(25, 200), d=(4, 8), extra=(0, 1), extra_sweep=(0, 3),
                                  sweep=("L", "d", "H"), model="full")
 _TRAINED = (" On the trained model at finite L: the flow of its loss (Q, K, V, O, the authors' "
-            "conventions, a fixed sample of 1024 prompts closed under relabeling tasks) from the "
+            "conventions, a fixed sample of 1024 prompts closed under the prompt distribution's "
+            "symmetries) from the "
             "same start, in the same coordinates.")
 for _id, _region in (("M1", _FULL_REGION), ("M2", _FULL_REGION), ("M3", _FULL_REGION),
                      ("M3.cover", _FULL_REGION), ("M4", _FULL_OPTIMALITY_REGION),
@@ -488,8 +490,9 @@ OPTIONS = (
     Option("--samples", "--model full: prompts in the fixed training sample", "4096"),
     Option("--sampler", "--model full: qmc (scrambled Sobol) or mc", "qmc", choices=SAMPLERS),
     Option("--final-samples", "--model full: fresh prompts for the final loss", "200000"),
-    Option("--asymmetric-sample", "--model full: do not close the sample under relabeling tasks "
-           "of equal block size", action="store_true"),
+    Option("--asymmetric-sample", "--model full: do not close the sample under the prompt "
+           "distribution's symmetries (relabeling tasks of equal block size, sign flips)",
+           action="store_true"),
     Option("--every", "--model full: record every this many steps", "1"),
     Option("--seed", "seed of the initial perturbation (and of the prompt sample)", "0"),
     Option("--t-end", "horizon (reduced, default 100000: float64 stops earlier once the flow "
@@ -592,16 +595,6 @@ def run_simulation(args):
     return traj, "\n".join(lines)
 
 
-SETTING = Setting(
-    name="multihead", title="gradient flow of multi-head softmax attention on multi-task "
-                            "regression (spectral coordinates)",
-    variables=VARIABLES, quantities=QUANTITIES, claims=CLAIMS, region=DEFAULT_REGION,
-    derive=lambda: ("derived large-L reduction and flows (spectral coordinates; reconstructed "
-                    "model)", thm.derivation()),
-    options=OPTIONS, simulate=run_simulation, example=EXAMPLE_ARGS,
-    precision_example=EXAMPLE_ARGS, observables=OBSERVABLES, event=event_quantity)
-
-
 # ---------------------------------------------------------------------------------------------
 # the authors' official experiment, on the trained model at finite L
 
@@ -610,7 +603,7 @@ SETTING = Setting(
 OFFICIAL = {"n": 3, "d": 4, "L": 100, "heads": (3, 1), "imbalance": ("0", "0.1"),
             "times": (1510.0, 4000.0)}
 #: Prompts in the training sample (Sobol) by profile, and fresh prompts for each loss read.
-OFFICIAL_SAMPLES = {"quick": 2048, "thorough": 8192}
+OFFICIAL_SAMPLES = {"quick": 2048, "thorough": 4096}
 OFFICIAL_FRESH = 100_000
 
 
@@ -681,6 +674,46 @@ def official_experiment(profile: str = "quick", samples: int | None = None,
             "ratios": ratios, "parting": parting}
 
 
+def official_lines(off) -> list[str]:
+    """Markdown lines of the official experiment's figures (:func:`official_experiment`)."""
+    def _num(x, fmt=".4g"):
+        return "n/a" if x is None else format(x, fmt)
+
+    setup = off["setup"]
+    out = ["", "### The official experiment (trained model at finite L)", "",
+           f"n = {setup['n']} tasks of block size {setup['d']} (d_x = {setup['n'] * setup['d']}), "
+           f"L = {setup['L']}, the authors' structured start (head h favours task h), their elbow "
+           f"schedule, population GD on Q, K, V, O over {setup['samples']} prompts (Sobol, closed "
+           f"under the distribution's symmetries); each loss on {setup['fresh']} fresh prompts. Warm-up ends "
+           "when the sample loss has made 5% of its fall; task i emerges when sum_h mu_{h,i} "
+           "omega_{h,i} reaches 1/2 (our reading).", "",
+           "| H | imbalance | steps | seconds | warm-up ends | emergence per task | t | loss "
+           "(+- s.e.) | coefficient per task | allocation per head |",
+           "| --- | --- | --- | --- | --- | --- | --- | --- | --- | --- |"]
+    for r in off["runs"]:
+        for a in r["times"]:
+            out.append(f"| {r['H']} | {r['imbalance']:g} | {r['steps']} | {r['seconds']:.0f} | "
+                       f"{_num(r['warmup_end'])} | "
+                       + ", ".join(_num(e) for e in r["emergence"])
+                       + f" | {a['t']:.0f} | {a['loss']:.4f} (+- {a['stderr']:.1g}) | "
+                       + ", ".join(f"{c:.3f}" for c in a["coefficient"]) + " | "
+                       + ", ".join(f"{x:.3f}" for x in a["allocation"]) + " |")
+    out += ["", "Final omega / mu per head (rows) and task (columns):", ""]
+    for r in off["runs"]:
+        for a in r["times"]:
+            cells = "; ".join("[" + ", ".join(f"{w:.3g}/{m:.3g}" for w, m in zip(wr, mr)) + "]"
+                              for wr, mr in zip(a["omega"], a["mu"]))
+            out.append(f"- H = {r['H']}, imbalance {r['imbalance']:g}, t = {a['t']:.0f}: {cells}")
+    out += ["", "| imbalance | t | single-head / multi-head loss |", "| --- | --- | --- |"]
+    for q in off["ratios"]:
+        out.append(f"| {q['imbalance']:g} | {q['t']:.0f} | {q['ratio']:.3f} (+- "
+                   f"{q['stderr']:.1g}) |")
+    out += ["", "Balanced and imbalanced runs part (their (omega, mu) differ by 10% of the "
+            "largest entry) at: " + ", ".join(f"H = {H}: t = {_num(t)}"
+                                               for H, t in off["parting"].items()) + "."]
+    return out
+
+
 # ---------------------------------------------------------------------------------------------
 # where the reduced model is a faithful proxy of the trained one
 
@@ -716,3 +749,18 @@ def proxy_comparison(executor=None, Ls=PROXY_L) -> list[dict]:
     """:func:`proxy_point` at every L of ``Ls``."""
     mapper = executor.map if executor is not None else map
     return list(mapper(proxy_point, Ls))
+
+
+SETTING = Setting(
+    name="multihead", title="gradient flow of multi-head softmax attention on multi-task "
+                            "regression (spectral coordinates)",
+    variables=VARIABLES, quantities=QUANTITIES, claims=CLAIMS, region=DEFAULT_REGION,
+    derive=lambda: ("derived large-L reduction and flows (spectral coordinates; reconstructed "
+                    "model)", thm.derivation()),
+    options=OPTIONS, simulate=run_simulation, example=EXAMPLE_ARGS,
+    precision_example=EXAMPLE_ARGS, observables=OBSERVABLES, event=event_quantity,
+    experiments={"official": (
+        "the authors' official run on the trained model (n = 3, d = 4, L = 100, H = 3 and 1, "
+        "official start, elbow schedule, balanced and imbalance 0.1, read at t = 1510 and 4000)",
+        lambda samples: official_experiment(samples=samples or OFFICIAL_SAMPLES["thorough"]),
+        official_lines)})

@@ -68,7 +68,7 @@ def _function(name: str) -> str:
     args, _ = _arguments()
     expr = th.integrand(name)
     subs, (reduced,) = sp.cse(expr, symbols=sp.numbered_symbols("x"))
-    lines = [f"@njit(cache=True, fastmath=False, inline='always')",
+    lines = ["@njit(cache=True, fastmath=False, inline='always')",
              f"def f_{name}({', '.join(str(a) for a in args)}):"]
     lines += [f"    {lhs} = {sp.pycode(rhs)}" for lhs, rhs in subs]
     lines.append(f"    return {sp.pycode(reduced)}")

@@ -186,3 +186,30 @@ def test_pinned_counterexamples_are_always_tried():
     v = check_bound(_N, "1", _Line(1.0, 3.0), kind="ge", examples=10,
                     pinned=({"n": 0.5},))
     assert v.verdict == "refuted" and v.counterexample["params"] == {"n": 0.5}
+
+
+def test_the_trained_model_is_a_model_axis():
+    """The same quantities on the trained model's flow: same start, its own loss; the .full claims
+    carry the axis in their region."""
+    from icl_verifier.checks.multihead import CLAIMS, QUANTITIES
+
+    params = {"n": 2, "H": 2, "d": 3, "L": 12, "init": 0.01}
+    reduced, full = run(params), run(dict(params, model="full"))
+    assert full.config["model"].startswith("full") and reduced.config["model"] == "reduced"
+    assert reduced.limit.size == full.limit.size
+    assert not np.isclose(reduced.loss[-1], full.loss[-1], rtol=1e-3)   # a different loss
+    assert QUANTITIES["multihead.allocation"].measure(dict(params, model="full"), 0) > 0.9
+    for cid in ("M1", "M2", "M3", "M3.cover", "M4", "M5"):
+        claim = CLAIMS[cid + ".full"]
+        assert claim.region.model == "full" and claim.quantity is CLAIMS[cid].quantity
+        assert claim.region.base()["model"] == "full"
+
+
+def test_experiment_command_rejects_bad_input(tmp_path, capsys):
+    from icl_verifier.checks.cli import main
+
+    out = tmp_path / "x.json"
+    assert main(["experiment", "multihead.official", "--samples", "3", "--json", str(out)]) == 2
+    assert main(["experiment", "multihead.nope"]) == 2
+    err = capsys.readouterr().err
+    assert err.count("icl-verify: error:") == 2 and not out.exists()

@@ -155,6 +155,13 @@ def derivation(n: int = 2, H: int = 2) -> list[tuple[str, sp.Basic, str]]:
         ("d(q^2 - k^2)/dt", balance_invariant(), "the balanced start is kept"),
         (f"d log {w}/dt (balanced)", log_flow(n, H)[w],
          "v = e^zeta > 0: d zeta/dt = -2 dL~/dv, what the simulator integrates"),
+        ("E[(y_hat_i - y_q,i)^2 | u, r] (finite L)", prompt_reduction()[0],
+         "the trained model: beta, the orthogonal parts and label noise integrate out; "
+         "S = sum_j a_j u_j, Q = sum_j a_j^2"),
+        ("per-prompt loss, n = H = 1 (finite L)", finite_loss(1, 1),
+         "token sums kept as Sum; SymPy differentiates through them"),
+        ("GD on one entry of Q, K, V, O", sp.Tuple(*factored_gradients()[0].values()),
+         "(dL/dq, dL/dk, dL/do, dL/dv); q^2 - k^2 and o^2 - v^2 are conserved by the flow"),
     ]
 
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from ..multihead import EXAMPLE, SEPARATION, report_extras
+from ..multihead import EXAMPLE, SEPARATION, official_lines, report_extras
 from .figures import save, subplots
 
 __all__ = ["section"]
@@ -169,7 +169,7 @@ def draw(verdicts, out_dir: str, extras: dict) -> list[str]:
             lim, bst = states["limit"], states["best found"]
             lines.append(f"| {label} | {lim['reduced'] / bst['reduced']:.3f} | "
                          f"{lim['montecarlo'] / bst['montecarlo']:.3f} |")
-    lines += _proxy_lines(extras["proxy"]) + _official_lines(extras["official"])
+    lines += _proxy_lines(extras["proxy"]) + official_lines(extras["official"])
     lines += ["", f"The flow at float64 (Radau, rtol 1e-10) against mpmath's Taylor integrator at "
                   f"{p['digits']} digits, n = H = 2, d = 4, L = 50, t <= {p['t_end']:g}: largest "
                   f"absolute difference {p['max_abs']:.2g}, relative {p['max_rel']:.2g}.", ""]
@@ -185,7 +185,7 @@ def _proxy_lines(rows) -> list[str]:
     out = ["", "### The reduced model as a proxy of the trained model at finite L", "",
            "Both flows from the same small start (n = H = 2, d = 4, init = 0.01, balanced Q, K, V, "
            "O) in the same coordinates; the trained model's loss on 1024 prompts (Sobol, closed "
-           "under relabeling tasks). Relative error of the reduced model against the trained one "
+           "under the distribution's symmetries). Relative error of the reduced model against the trained one "
            "(the limit: largest difference of (omega, mu) over the largest entry; the share: "
            "difference):", "",
            "| L | warm-up ends (reduced / trained) | emergence ends | loss at the limit | "
@@ -199,41 +199,4 @@ def _proxy_lines(rows) -> list[str]:
                    f"{red['loss']:.4g} / {full['loss']:.4g} ({_pct(err['loss'])}) | "
                    f"{_pct(err['limit'])} | {err['share']:+.2g} | {red['separation']:.3f} / "
                    f"{full['separation']:.3f} ({_pct(err['separation'])}) |")
-    return out
-
-
-def _official_lines(off) -> list[str]:
-    """The authors' official experiment on the trained model."""
-    setup = off["setup"]
-    out = ["", "### The official experiment (trained model at finite L)", "",
-           f"n = {setup['n']} tasks of block size {setup['d']} (d_x = {setup['n'] * setup['d']}), "
-           f"L = {setup['L']}, the authors' structured start (head h favours task h), their elbow "
-           f"schedule, population GD on Q, K, V, O over {setup['samples']} prompts (Sobol, closed "
-           f"under relabeling tasks); each loss on {setup['fresh']} fresh prompts. Warm-up ends "
-           "when the sample loss has made 5% of its fall; task i emerges when sum_h mu_{h,i} "
-           "omega_{h,i} reaches 1/2 (our reading).", "",
-           "| H | imbalance | steps | seconds | warm-up ends | emergence per task | t | loss "
-           "(+- s.e.) | coefficient per task | allocation per head |",
-           "| --- | --- | --- | --- | --- | --- | --- | --- | --- | --- |"]
-    for r in off["runs"]:
-        for a in r["times"]:
-            out.append(f"| {r['H']} | {r['imbalance']:g} | {r['steps']} | {r['seconds']:.0f} | "
-                       f"{_num(r['warmup_end'])} | "
-                       + ", ".join(_num(e) for e in r["emergence"])
-                       + f" | {a['t']:.0f} | {a['loss']:.4f} (+- {a['stderr']:.1g}) | "
-                       + ", ".join(f"{c:.3f}" for c in a["coefficient"]) + " | "
-                       + ", ".join(f"{x:.3f}" for x in a["allocation"]) + " |")
-    out += ["", "Final omega / mu per head (rows) and task (columns):", ""]
-    for r in off["runs"]:
-        for a in r["times"]:
-            cells = "; ".join("[" + ", ".join(f"{w:.3g}/{m:.3g}" for w, m in zip(wr, mr)) + "]"
-                              for wr, mr in zip(a["omega"], a["mu"]))
-            out.append(f"- H = {r['H']}, imbalance {r['imbalance']:g}, t = {a['t']:.0f}: {cells}")
-    out += ["", "| imbalance | t | single-head / multi-head loss |", "| --- | --- | --- |"]
-    for q in off["ratios"]:
-        out.append(f"| {q['imbalance']:g} | {q['t']:.0f} | {q['ratio']:.3f} (+- "
-                   f"{q['stderr']:.1g}) |")
-    out += ["", "Balanced and imbalanced runs part (their (omega, mu) differ by 10% of the "
-            "largest entry) at: " + ", ".join(f"H = {H}: t = {_num(t)}"
-                                               for H, t in off["parting"].items()) + "."]
     return out
