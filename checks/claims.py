@@ -133,6 +133,9 @@ class Claim:
     region: Region
     kind: str = "O"
     pinned: tuple = ()
+    #: False: checked only when named (``icl-verify check ID``), not by a bare ``check`` or the
+    #: report (its runs are too long for the default verification).
+    default: bool = True
 
     def __post_init__(self):
         if self.source not in SOURCES:

@@ -155,7 +155,8 @@ def _list(args, settings) -> int:
     for setting in settings.values():
         for c in setting.claims.values():
             rel = "<= C*" if c.kind == "O" else RELATIONS[c.kind] + " "
-            print(f"  {c.id:<8} [{c.source}] {c.quantity.name} {rel}({c.bound})")
+            named = "" if c.default else "  (checked when named)"
+            print(f"  {c.id:<8} [{c.source}] {c.quantity.name} {rel}({c.bound}){named}")
             print(f"           {c.statement}")
     print("quantities:")
     for setting in settings.values():
@@ -219,7 +220,7 @@ def _check(args, settings) -> int:
     unknown = [c for c in args.claims if c not in claims]
     if unknown:
         raise UserError(f"unknown claim {unknown[0]}; known: {', '.join(claims)}")
-    ids = args.claims or list(claims)
+    ids = args.claims or [cid for cid, (_, c) in claims.items() if c.default]
     if args.where:
         from dataclasses import replace
 

@@ -11,6 +11,7 @@ allocation and the residual velocity (:class:`MultiheadTrajectory`).
 """
 from __future__ import annotations
 
+import contextlib
 import math
 from dataclasses import dataclass
 from fractions import Fraction
@@ -148,6 +149,16 @@ def _admissible(config, y):
     return float(np.min(1 - 2 * np.einsum("hk,gk->hgk", omega, omega)))
 
 
+@contextlib.contextmanager
+def _nonfinite_as_breakdown():
+    """SciPy refuses a non-finite Jacobian (a trial point where the loss overflowed) with a
+    ValueError: that is the flow breaking down."""
+    try:
+        yield
+    except ValueError as exc:
+        raise SimulationError(0, f"the flow met a non-finite value ({exc})") from None
+
+
 def integrate(config: MultiheadConfig, t_end: float, points: int = 400, digits: int | None = None,
               dense: bool = False, settle: float | None = None, backend: Backend | None = None,
               objective=None):
@@ -197,7 +208,7 @@ def integrate(config: MultiheadConfig, t_end: float, points: int = 400, digits: 
             return max(speed - settle, _loss(config, y, objective) - half)
         settles.terminal = True
         events = [leaves] + ([settles] if settle else [])
-        with np.errstate(over="ignore"):    # finite-difference Jacobian of coordinates near 0
+        with np.errstate(over="ignore"), _nonfinite_as_breakdown():
             sol = solve_ivp(f, (0.0, t_end), np.log(y0) if logs else y0, method="Radau",
                             t_eval=t, rtol=RTOL if objective is None else RTOL_SAMPLED,
                             atol=1e-12 if objective is None else 1e-10, events=events,
