@@ -104,8 +104,9 @@ def test_factored_flow_conserves_the_balance():
 @given(eps=st.sampled_from(["0", "0.1", "0.3"]), schedule=st.sampled_from(["flow", "elbow"]))
 @example(eps="0", schedule="flow")
 def test_training_keeps_the_invariants_and_the_schedule(eps, schedule):
-    """Small constant steps keep q^2 - k^2 and o^2 - v^2 to O(lr^2) per step; the elbow schedule
-    takes step t's rate from step t-1's largest gradient entry; a balanced start keeps signs."""
+    """The run starts at the configured factors; the elbow schedule takes step t's rate from step
+    t-1's largest gradient entry (constant steps otherwise); t is the cumulative learning rate; a
+    balanced start keeps every sign (a GD step multiplies q^2 - k^2 by 1 - lr^2 g^2, so 0 stays 0)."""
     cfg = FullConfig.make(2, 2, 3, 10, init_scheme="official", imbalance=eps, schedule=schedule,
                           lr="0.05", samples=256, sampler="mc")
     traj = train(cfg, 30.0, final_samples=500)
