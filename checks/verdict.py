@@ -289,6 +289,22 @@ def _path(region, direction, base, opts):
     return points, (lambda params: params["_scale"]), label, extend
 
 
+def next_batch_seconds(seconds, batch: int, slowest: float) -> float:
+    """Expected wall time of the next ``batch`` points of a sweep, run side by side: the last
+    point's time ``t`` times the growth per point ``g`` (a geometric fit to the last four times,
+    ``g`` clipped to [1, 4]) to the power ``batch``, and at least ``2 t``; before any point, twice
+    the slowest point met.  Points further out cost more (features: about ``K^4`` a step at
+    ``N = 4 K^2``), so doubling the last time can undershoot a batch by a factor 3 or more."""
+    times = [s for s in seconds if s is not None and s > 0][-4:]
+    if not times:
+        return 2 * slowest
+    if len(times) == 1:
+        return 2 * times[-1]
+    slope = np.polyfit(np.arange(len(times)), np.log(times), 1)[0]
+    growth = min(max(math.exp(slope), 1.0), 4.0)
+    return times[-1] * max(2.0, growth ** batch)
+
+
 def _sweeps(quantity, bound, expr, region, opts, executor, record, evaluations):
     """Run every direction's nominal sweep (in parallel), then extend each past the nominal end
     in batches until its trend is decided, a point is not reached, or the budget is spent.
@@ -360,10 +376,7 @@ def _sweeps(quantity, bound, expr, region, opts, executor, record, evaluations):
                 break
             left = deadline - time.perf_counter()
             share = left / (len(directions) - i)
-            # the next batch costs about twice the last one (the points go further out); before
-            # any, twice the slowest point met so far
-            spent = [e["seconds"] for e in mine[d][-batch:] if e.get("seconds") is not None]
-            guess = 2 * (max(spent) if spent else slowest)
+            guess = next_batch_seconds([e.get("seconds") for e in mine[d]], batch, slowest)
             if left <= 0 or guess > share:
                 stopped = "the budget was spent"
                 break

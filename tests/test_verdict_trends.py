@@ -13,7 +13,7 @@ from hypothesis import strategies as st
 
 from icl_verifier.checks.claims import Quantity, Region
 from icl_verifier.checks.trend import decide, fit_models
-from icl_verifier.checks.verdict import check_bound
+from icl_verifier.checks.verdict import check_bound, next_batch_seconds
 
 
 @dataclass(frozen=True)
@@ -154,3 +154,27 @@ def test_a_term_the_data_do_not_need_is_not_dropped():
     v = check_bound(q, "1 + 1/sqrt(x)", Line(), examples=3, budget=30)
     assert v.verdict == "consistent", v.reason
     assert all(w > 0 for w in v.term_weights.values())
+
+
+@settings(max_examples=40, deadline=None)
+@given(c0=st.floats(1e-3, 10.0), g=st.floats(1.0, 4.0), seen=st.integers(2, 8),
+       batch=st.sampled_from([1, 2, 4]))
+def test_the_next_batch_is_not_underestimated_when_points_cost_more_further_out(c0, g, seen,
+                                                                               batch):
+    """Point k of a sweep costing c0 g^k (the features sweep in K: g about 2.2 a point): the
+    guess for the next batch (its slowest point, k = seen - 1 + batch) is not below its cost.
+    Doubling the last time, the rule before, undershoots whenever g^batch > 2."""
+    times = [c0 * g**k for k in range(seen)]
+    truth = c0 * g ** (seen - 1 + batch)
+    assert next_batch_seconds(times, batch, slowest=0.0) >= truth * (1 - 1e-9)
+
+
+@settings(max_examples=40, deadline=None)
+@given(times=st.lists(st.floats(1e-4, 1e3), min_size=1, max_size=12),
+       batch=st.sampled_from([1, 2, 4]))
+def test_the_next_batch_guess_is_bounded_by_the_clipped_growth(times, batch):
+    """Timing noise cannot stop a sweep by itself: the guess is between twice the last time and
+    4^batch times it."""
+    guess = next_batch_seconds(times, batch, slowest=0.0)
+    assert 2 * times[-1] * (1 - 1e-12) <= guess <= max(2.0, 4.0**batch) * times[-1] * (1 + 1e-12)
+    assert next_batch_seconds([], batch, slowest=3.0) == 6.0
