@@ -538,9 +538,11 @@ def _decide(quantity, bound, kind, evaluations, exponents, failing, sweeps=None)
                f"because {sweeps[k]['stopped']}"
                if sweeps[k]['reached'] is not None else "")
             for k in unsure)
+        budget_bound = any(sweeps[k]["stopped"] == "the budget was spent" for k in unsure)
+        hint = ("a larger --budget goes further" if budget_bound else
+                "a larger --budget does not help: no undecided sweep stopped for lack of time")
         return Verdict(verdict="inconclusive", constant=worst["ratio"] if worst else None,
-                       **common, reason=f"not decided in {names}; a larger --budget goes "
-                                        "further")
+                       **common, reason=f"not decided in {names}; {hint}")
     if not sweeps:
         return Verdict(verdict="inconclusive", constant=worst["ratio"] if worst else None,
                        **common, reason="no sweep could be fitted")

@@ -75,7 +75,22 @@ def test_the_settling_ratio_would_be_refuted_on_the_nominal_window_alone():
 def test_a_spent_budget_is_inconclusive_and_says_how_far():
     v = _check("settle", budget=0)
     assert v.verdict == "inconclusive"
-    assert "x: " in v.reason and "budget" in v.reason
+    assert "x: " in v.reason and "a larger --budget goes further" in v.reason
+
+
+def _capped(params, max_steps):
+    """The settling law, from a simulator that refuses x > 30 (a size limit)."""
+    if params["x"] > 30:
+        raise ValueError(f"x must be at most 30, got {params['x']:.4g}")
+    return _law("settle", 30.0, 0.0, params, max_steps)
+
+
+def test_a_sweep_stopped_by_the_simulator_does_not_ask_for_more_budget():
+    q = Quantity("synthetic.capped", _capped, "capped", ("x",))
+    v = check_bound(q, "1", Line(), examples=3, budget=60)
+    assert v.verdict == "inconclusive"
+    assert "the simulator goes no further" in v.reason
+    assert "does not help" in v.reason and "goes further" not in v.reason.split("; ")[-1]
 
 
 @settings(max_examples=10, deadline=None)
