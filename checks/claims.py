@@ -14,7 +14,7 @@ import numpy as np
 
 from .bounds import parse_bound
 
-__all__ = ["SOURCES", "KINDS", "NotReached", "Quantity", "Region", "Claim", "Option", "Setting"]
+__all__ = ["SOURCES", "KINDS", "NotReached", "Measured", "Quantity", "Region", "Claim", "Option", "Setting"]
 
 SOURCES = ("paper", "derived", "reconstructed")
 #: ``O``: ``measured <= C * bound`` for some constant C; the others exact inequalities
@@ -26,14 +26,29 @@ class NotReached(RuntimeError):
     """The event did not happen within the step (or time) budget."""
 
 
+class Measured(float):
+    """A measured number with its own standard error (a Monte Carlo or quadrature estimate).  It
+    is the float everywhere; ``error`` travels with it, also to other processes, and a verdict
+    does not call growth that stays within it."""
+
+    def __new__(cls, value: float, error: float):
+        obj = super().__new__(cls, value)
+        obj.error = abs(float(error))
+        return obj
+
+    def __reduce__(self):
+        return (Measured, (float(self), self.error))
+
+
 @dataclass(frozen=True)
 class Quantity:
     """A number measured on the exact simulation of one configuration.
 
     ``measure(params, max_steps)`` returns it (raising :class:`NotReached` when the event behind
     it does not happen within ``max_steps``); it must be picklable (a module-level function or a
-    ``functools.partial`` of one) so that sweeps can run in other processes.  ``variables`` are
-    the names a bound on it may use (its setting's)."""
+    ``functools.partial`` of one) so that sweeps can run in other processes; an estimate returns
+    :class:`Measured` (the value with its standard error).  ``variables`` are the names a bound
+    on it may use (its setting's)."""
 
     name: str
     measure: Callable[[dict, int], float]
@@ -41,7 +56,8 @@ class Quantity:
     variables: tuple[str, ...]
 
     def __call__(self, params: dict, max_steps: int = 60_000) -> float:
-        return float(self.measure(params, max_steps))
+        m = self.measure(params, max_steps)
+        return m if isinstance(m, Measured) else float(m)
 
 
 class Region:

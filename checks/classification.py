@@ -22,7 +22,7 @@ from ..numerics.errors import SimulationError
 from ..numerics.numbers import whole_number
 from ..theory import classification as thc
 
-from .claims import Claim, NotReached, Option, Quantity, Region as _Region, Setting
+from .claims import Claim, Measured, NotReached, Option, Quantity, Region as _Region, Setting
 from .events import EventError, compile_event
 from .options import GD_OPTIONS, backend_option, progress_wanted
 from .verdict import check_bound, fit_exponent, tail_exponent
@@ -191,13 +191,17 @@ def _a_star(N, c, d, r):
 
 
 def _gap(params, max_steps):
+    """The minimiser's gap with the estimator's error (quadrature or Monte Carlo)."""
     config = config_for(params)
-    return minimiser_gap(config, samples=MINIMISER_SAMPLES)[0]
+    return Measured(*minimiser_gap(config, samples=MINIMISER_SAMPLES))
 
 
 def _error(params, max_steps):
+    """The inference error with its Monte Carlo standard error over the test prompts (the error
+    of ``a*`` itself is not included)."""
     N, c, d, r = int(params["N"]), int(params.get("c", 2)), int(params["d"]), float(params["r"])
-    return inference_error(_a_star(N, c, d, r), int(params["M"]), d, c, r, TEST_SAMPLES)[0]
+    return Measured(*inference_error(_a_star(N, c, d, r), int(params["M"]), d, c, r,
+                                     TEST_SAMPLES))
 
 
 QUANTITIES = {name: Quantity(name, fn, description, VARIABLES) for name, (fn, description) in {

@@ -28,7 +28,7 @@ import math
 
 import numpy as np
 
-__all__ = ["GROWTH", "fit_models", "far_exponent", "decide", "rising"]
+__all__ = ["GROWTH", "fit_models", "far_exponent", "decide", "rising", "within_error"]
 
 GROWTH = 0.1
 
@@ -205,3 +205,22 @@ def decide(x, r) -> dict:
                   + (f", down from {near:.2f} nearer in" if exp["slope"] < 0.7 * near else "")
                   + (f", {last:.2f} at the very end" if last < 0.85 * exp["slope"] else "")
                   + (", still rising" if up else "")}
+
+
+def within_error(decision: dict, x, r, errors, measured, sigmas: float = 2.0) -> dict:
+    """``decision`` with growth withdrawn (``unresolved``) when the ratio's rise over the far
+    third of the sweep, ``r_last - r_first``, is within ``sigmas`` combined standard errors of the
+    two measurements (``error / measured`` relative, as independent): a rise the measurement
+    cannot resolve is not growth.  Points without an error are exact."""
+    if decision.get("trend") != "growth":
+        return decision
+    rows = sorted((xi, ri, (ei or 0.0) / mi * ri if mi else 0.0)
+                  for xi, ri, ei, mi in zip(x, r, errors, measured))
+    far = rows[-max(3, len(rows) // 3):]
+    (_, r0, e0), (_, r1, e1) = far[0], far[-1]
+    noise = sigmas * math.hypot(e0, e1)
+    if r1 - r0 > noise:
+        return decision
+    return decision | {"trend": "unresolved", "why": decision["why"] + (
+        f"; but its rise over the far end ({r0:.4g} -> {r1:.4g}) is within the measurement's own "
+        f"error (+- {noise:.2g}, {sigmas:g} standard errors)")}

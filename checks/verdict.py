@@ -311,7 +311,7 @@ def _sweeps(quantity, bound, expr, region, opts, executor, record, evaluations):
     Returns ``(term weights, sweeps, exponents)``."""
     import time
 
-    from .trend import decide
+    from .trend import decide, within_error
 
     mapper = executor.map if executor is not None else map
     batch = max(1, getattr(executor, "_max_workers", None) or 2)
@@ -345,7 +345,8 @@ def _sweeps(quantity, bound, expr, region, opts, executor, record, evaluations):
         xs = [x for x, _ in xy]
         if len(set(xs)) < 4:
             return weights, xy, None
-        decision = decide(xs, [y for _, y in xy])
+        decision = within_error(decide(xs, [y for _, y in xy]), xs, [y for _, y in xy],
+                                [e["error"] for e in rows], [e["measured"] for e in rows])
         if weights is None:
             return weights, xy, decision
         plain = decide(xs, [e["measured"] / e["bound"] for e in rows])
@@ -433,7 +434,7 @@ def _sweeps(quantity, bound, expr, region, opts, executor, record, evaluations):
             "models": None if decision is None else decision["models"],
             "points": [{"params": _clean(e["_params"]), "x": paths[d][1](e["_params"]),
                         "measured": e["measured"], "bound": e["bound"], "ratio": r,
-                        "seconds": e.get("seconds")}
+                        "error": e.get("error"), "seconds": e.get("seconds")}
                        for e, r in zip([e for e in mine[d] if e["measured"] is not None
                                         and e["measured"] > 0], [y for _, y in xy])]}
         if decision is not None and decision["exponent"] is not None:
@@ -457,6 +458,7 @@ def _record_sweep(record, evaluations, params, m, b, probe, seconds=None):
     e = evaluations[-1]
     e["_params"] = params
     e["seconds"] = seconds
+    e["error"] = getattr(m, "error", None)
     return e
 
 

@@ -390,9 +390,11 @@ def best_loss(config: MultiheadConfig, heads: int | None = None, starts: int = 8
     inits += [np.asarray(y, float) for y in extra]
     best = None
     for y0 in inits:
-        res = minimize(lambda y: float(loss(y)), y0, jac=lambda y: -np.asarray(rhs(y), float),
-                       method="L-BFGS-B", bounds=box, options={"ftol": 1e-15, "gtol": 1e-10,
-                                                               "maxiter": 5000})
+        # near |omega| = 1/sqrt(2) L~ overflows; such a start ends non-finite and is dropped
+        with np.errstate(all="ignore"):
+            res = minimize(lambda y: float(loss(y)), y0, jac=lambda y: -np.asarray(rhs(y), float),
+                           method="L-BFGS-B", bounds=box,
+                           options={"ftol": 1e-15, "gtol": 1e-10, "maxiter": 5000})
         if np.isfinite(res.fun) and (best is None or res.fun < best[0]):
             best = (float(res.fun), res.x)
     return best

@@ -11,7 +11,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from icl_verifier.checks.claims import Quantity, Region
+from icl_verifier.checks.claims import Measured, Quantity, Region
 from icl_verifier.checks.trend import decide, fit_models
 from icl_verifier.checks.verdict import check_bound, next_batch_seconds
 
@@ -193,3 +193,32 @@ def test_the_next_batch_guess_is_bounded_by_the_clipped_growth(times, batch):
     guess = next_batch_seconds(times, batch, slowest=0.0)
     assert 2 * times[-1] * (1 - 1e-12) <= guess <= max(2.0, 4.0**batch) * times[-1] * (1 + 1e-12)
     assert next_batch_seconds([], batch, slowest=3.0) == 6.0
+
+
+def _drifting(error_scale, params, max_steps):
+    """A bounded ratio (1) plus a drift 0.05 x, reported with a standard error of
+    ``error_scale * 0.05 x``: the shape a common-random-numbers estimate takes when its error is
+    fixed in absolute terms while the bound falls (C2.mc at large N)."""
+    x = params["x"]
+    return Measured(1 + 0.05 * x, error_scale * 0.05 * x + 1e-12)
+
+
+@pytest.mark.parametrize("error_scale, verdict", [(1e-6, "refuted"), (1.0, "inconclusive")])
+def test_growth_within_the_measurements_own_error_is_not_a_refutation(error_scale, verdict):
+    """The same drift is growth when the measurement resolves it, and not when its own error is
+    as large as the rise."""
+    q = Quantity("synthetic.drift", partial(_drifting, error_scale), "drift", ("x",))
+    v = check_bound(q, "1", Line(), examples=3, budget=60)
+    assert v.verdict == verdict, v.reason
+    assert v.sweeps["x"]["points"][-1]["error"] == pytest.approx(
+        error_scale * 0.05 * v.sweeps["x"]["points"][-1]["x"] + 1e-12)
+    if verdict == "inconclusive":
+        assert "within the measurement's own error" in v.reason
+
+
+def test_a_measured_value_keeps_its_error_across_processes():
+    import pickle
+    m = pickle.loads(pickle.dumps(Measured(1.5, -0.25)))
+    assert isinstance(m, Measured) and m == 1.5 and m.error == 0.25
+    q = Quantity("synthetic.drift", partial(_drifting, 1.0), "drift", ("x",))
+    assert q({"x": 10.0}).error == pytest.approx(0.5)
