@@ -14,7 +14,8 @@ import numpy as np
 
 from .bounds import parse_bound
 
-__all__ = ["SOURCES", "KINDS", "NotReached", "Measured", "Quantity", "Region", "Claim", "Option", "Setting"]
+__all__ = ["SOURCES", "KINDS", "NotReached", "Measured", "Quantity", "Region", "Claim", "Option",
+           "Setting"]
 
 SOURCES = ("paper", "derived", "reconstructed")
 #: ``O``: ``measured <= C * bound`` for some constant C; the others exact inequalities
