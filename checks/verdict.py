@@ -289,6 +289,10 @@ def _path(region, direction, base, opts):
     return points, (lambda params: params["_scale"]), label, extend
 
 
+#: Why a sweep stopped when its time ran out (the only reason a larger --budget helps).
+BUDGET_SPENT = "the budget was spent"
+
+
 def next_batch_seconds(seconds, batch: int, slowest: float) -> float:
     """Expected wall time of the next ``batch`` points of a sweep, run side by side: the last
     point's time ``t`` times the growth per point ``g`` (a geometric fit to the last four times,
@@ -345,8 +349,9 @@ def _sweeps(quantity, bound, expr, region, opts, executor, record, evaluations):
         xs = [x for x, _ in xy]
         if len(set(xs)) < 4:
             return weights, xy, None
-        decision = within_error(decide(xs, [y for _, y in xy]), xs, [y for _, y in xy],
-                                [e["error"] for e in rows], [e["measured"] for e in rows])
+        ys = [y for _, y in xy]
+        decision = within_error(decide(xs, ys), xs, ys, [e["error"] for e in rows],
+                                [e["measured"] for e in rows])
         if weights is None:
             return weights, xy, decision
         plain = decide(xs, [e["measured"] / e["bound"] for e in rows])
@@ -363,7 +368,7 @@ def _sweeps(quantity, bound, expr, region, opts, executor, record, evaluations):
         first_x = [paths[d][1](e["_params"]) for e in mine[d]] + [
             paths[d][1](p) for p in pending.get(d, [])]
         nominal_end = max(first_x) if first_x else None
-        stopped, decision = "the budget was spent", None
+        stopped, decision = BUDGET_SPENT, None
         extended = 0
         while True:
             _, xy, decision = trend_of(d)
@@ -379,7 +384,7 @@ def _sweeps(quantity, bound, expr, region, opts, executor, record, evaluations):
             share = left / (len(directions) - i)
             guess = next_batch_seconds([e.get("seconds") for e in mine[d]], batch, slowest)
             if left <= 0 or guess > share:
-                stopped = "the budget was spent"
+                stopped = BUDGET_SPENT
                 break
             waiting = pending.get(d)
             if waiting:
@@ -540,7 +545,7 @@ def _decide(quantity, bound, kind, evaluations, exponents, failing, sweeps=None)
                f"because {sweeps[k]['stopped']}"
                if sweeps[k]['reached'] is not None else "")
             for k in unsure)
-        budget_bound = any(sweeps[k]["stopped"] == "the budget was spent" for k in unsure)
+        budget_bound = any(sweeps[k]["stopped"] == BUDGET_SPENT for k in unsure)
         hint = ("a larger --budget goes further" if budget_bound else
                 "a larger --budget does not help: no undecided sweep stopped for lack of time")
         return Verdict(verdict="inconclusive", constant=worst["ratio"] if worst else None,
