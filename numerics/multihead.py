@@ -41,6 +41,11 @@ T_END, SETTLE = 1e5, 1e-8
 #: Radau's relative tolerance on L~, and on the trained model's sample-average loss (whose own
 #: sampling error is about 1e-2 relative: a tighter rule only costs evaluations).
 RTOL, RTOL_SAMPLED = 1e-10, 1e-7
+#: Finite-difference step of the trained model's Jacobian (Radau's Newton matrix).  SciPy's own
+#: estimate grows its step without bound along a column with no effect (a weight that has
+#: underflowed to 0 in log coordinates, an idle head's) until the trial point overflows; a fixed
+#: step ``sqrt(eps)`` cannot.
+JAC_STEP = float(np.sqrt(np.finfo(float).eps))
 
 
 @dataclass(frozen=True)
@@ -208,11 +213,17 @@ def integrate(config: MultiheadConfig, t_end: float, points: int = 400, digits: 
             return max(speed - settle, _loss(config, y, objective) - half)
         settles.terminal = True
         events = [leaves] + ([settles] if settle else [])
+        jac = None
+        if objective is not None:
+            from scipy.optimize import approx_fprime
+
+            def jac(_t, z):     # forward differences with a fixed step (relative in y when logs)
+                return approx_fprime(z, lambda w: f(_t, w), JAC_STEP)
         with np.errstate(over="ignore"), _nonfinite_as_breakdown():
             sol = solve_ivp(f, (0.0, t_end), np.log(y0) if logs else y0, method="Radau",
                             t_eval=t, rtol=RTOL if objective is None else RTOL_SAMPLED,
                             atol=1e-12 if objective is None else 1e-10, events=events,
-                            dense_output=dense)
+                            dense_output=dense, jac=jac)
         if sol.status == 1 and sol.t_events[0].size:
             raise SimulationError(0, f"t = {sol.t_events[0][0]:.6g}: 1 - 2 omega_h omega_g reached 0")
         if not sol.success:

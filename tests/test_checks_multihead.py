@@ -205,6 +205,17 @@ def test_the_trained_model_is_a_model_axis():
         assert claim.region.base()["model"] == "full"
 
 
+def test_the_trained_flow_runs_past_an_idle_heads_underflow():
+    """A past failure: at n = 3, H = 4, d = 6, L = 117 the idle head's output weights underflow to
+    0 in log coordinates (log mu down to -2187) and SciPy's own Jacobian estimate grew its step on
+    those columns until a trial point overflowed (t = 4808).  With a fixed step the flow settles,
+    every task served by one active head."""
+    traj = run({"n": 3, "H": 4, "d": 6, "L": 117, "init": 0.01, "model": "full"})
+    assert traj.settled is not None and traj.residual <= RESIDUAL
+    assert traj.mu.min() == 0.0         # the underflow did happen
+    assert traj.served == [0, 1, 2] and traj.active.sum() == 3
+
+
 def test_experiment_command_rejects_bad_input(tmp_path, capsys):
     from icl_verifier.checks.cli import main
 
