@@ -1,6 +1,6 @@
 """Speed and accuracy figures of the multihead setting (quoted in the README).
 
-    python bench/multihead.py [--only reduced|full]
+    python bench/multihead.py [--only reduced|full|layers]
 
 Speed: a run of the flow to its limit (SymPy compilation included: the cache is cleared before
 each run), the best reduced loss by multi-start L-BFGS-B.  Accuracy: the flow at float64 against
@@ -10,7 +10,8 @@ The trained model at finite L (``--only full``): one loss-and-gradient evaluatio
 kernel and with numpy side by side; the authors' official run (n = 3, d = 4, L = 100, H = 3,
 official start, elbow schedule) to t = 1510 in float64 against its 2-minute target, with the final
 loss's relative standard error against 0.5%; and the trajectory's convergence as the prompt sample
-grows (distance to the largest sample's run).
+grows (distance to the largest sample's run).  ``--only layers``: the official run under numba's
+GNU OpenMP threading layer and under the fork-safe one, side by side.
 """
 from __future__ import annotations
 
@@ -67,10 +68,39 @@ def full(target_seconds: float = 120.0, target_stderr: float = 0.005):
               f"{ref.final_loss:.4f} +- {ref.final_loss_stderr:.1g}")
 
 
+_OFFICIAL_RUN = ("import time; from icl_verifier.numerics import multihead_full as mf; "
+                 "c = mf.FullConfig.make(3, 3, 4, 100, init_scheme='official', schedule='elbow', "
+                 "samples=4096); s = time.perf_counter(); tr = mf.train(c, 1510.0); "
+                 "print(time.perf_counter() - s, tr.final_loss)")
+
+
+def layers(repeats: int = 2):
+    """The official run under numba's GNU OpenMP layer and under the fork-safe one the kernels
+    choose (a fresh process each, alternating, so both see the same machine)."""
+    import os
+    import subprocess
+    import sys
+
+    print("numba threading layer, official run H = 3 to t = 1510 (fresh process each)")
+    times = {"omp": [], "forksafe": []}
+    for _ in range(repeats):
+        for layer in times:
+            env = dict(os.environ, NUMBA_THREADING_LAYER=layer)
+            out = subprocess.run([sys.executable, "-c", _OFFICIAL_RUN], env=env, check=True,
+                                 capture_output=True, text=True).stdout.split()
+            times[layer].append((float(out[0]), float(out[1])))
+    for layer, runs in times.items():
+        secs = [r[0] for r in runs]
+        print(f"  {layer:8s}: {min(secs):.1f}-{max(secs):.1f} s, final loss "
+              f"{', '.join(f'{r[1]:.5f}' for r in runs)}")
+
+
 def main(repeats: int = 3):
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--only", choices=("reduced", "full"))
+    parser.add_argument("--only", choices=("reduced", "full", "layers"))
     args = parser.parse_args()
+    if args.only == "layers":
+        return layers()
     if args.only != "reduced":
         full()
     if args.only == "full":

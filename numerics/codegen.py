@@ -32,6 +32,10 @@ def load_module(prefix: str, text: str):
     """Import the generated source ``text`` as a module (file ``prefix_<hash>.py``)."""
     import numba
 
+    if "NUMBA_THREADING_LAYER" not in os.environ:
+        # sweeps fork workers after this process ran a parallel kernel: GNU OpenMP (numba's
+        # default on Linux) terminates a forked child that runs one, a fork-safe layer does not
+        numba.config.THREADING_LAYER = "forksafe"
     digest = hashlib.sha256((text + numba.__version__).encode()).hexdigest()[:16]
     name = f"{prefix}_{digest}"
     if name in sys.modules:

@@ -74,6 +74,27 @@ def test_compiled_kernel_matches_numpy_lambdify():
         assert np.max(np.abs(np.asarray(x) - np.asarray(y))) <= 1e-12 * max(1, np.max(np.abs(y)))
 
 
+def _gradient_in_child(args):
+    cfg, omega, mu, sample = args
+    return loss_and_gradient(cfg, omega, mu, sample)
+
+
+def test_the_parallel_kernel_survives_a_fork():
+    """Sweeps fork worker processes after this process has run the parallel kernel (a past
+    failure: GNU OpenMP terminated every forked worker, and M4.full died with a broken pool)."""
+    import concurrent.futures as cf
+    import multiprocessing as mp
+
+    omega, mu = _point(2, 2, seed=3)
+    cfg = FullConfig.make(2, 2, "3,3", 7, samples=16, init_scheme="small")
+    sample = draw(2, (3, 3), 7, 256, "qmc", seed=0)
+    here = loss_and_gradient(cfg, omega, mu, sample)
+    with cf.ProcessPoolExecutor(1, mp_context=mp.get_context("fork")) as pool:
+        there = pool.submit(_gradient_in_child, (cfg, omega, mu, sample)).result(timeout=120)
+    for x, y in zip(here, there):
+        assert np.array_equal(np.asarray(x), np.asarray(y))
+
+
 def test_perturbed_derivation_changes_the_gradient(monkeypatch):
     """The simulator's gradient is the derivation's: doubling d loss/d mu in theory changes it."""
     import icl_verifier.numerics.multihead_full as mf
