@@ -426,6 +426,8 @@ _COMMANDS = {"simulate": _simulate, "derive": _derive, "list": _list, "check": _
 
 
 def main(argv=None) -> int:
+    from concurrent.futures.process import BrokenProcessPool
+
     from .bounds import BoundError
     from .claimsfile import ClaimsFileError
     from .events import EventError
@@ -443,6 +445,10 @@ def main(argv=None) -> int:
         return 2
     except SimulationError as exc:
         print(f"{PROG}: error: the run broke down at {exc}", file=sys.stderr)
+        return 1
+    except BrokenProcessPool:
+        print(f"{PROG}: error: a worker process stopped abruptly (killed, or out of memory); "
+              "nothing written", file=sys.stderr)
         return 1
     except KeyboardInterrupt:
         print(f"{PROG}: interrupted; nothing written", file=sys.stderr)

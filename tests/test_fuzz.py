@@ -141,6 +141,44 @@ def test_an_interrupted_check_leaves_the_old_outputs(tmp_path):
     assert sorted(os.listdir(tmp_path)) == ["report", "verdicts.json"]
 
 
+def _children(pid: int) -> list[int]:
+    """Process ids whose parent is ``pid`` (Linux /proc)."""
+    kids = []
+    for entry in os.listdir("/proc"):
+        if entry.isdigit():
+            try:
+                with open(f"/proc/{entry}/stat") as fh:
+                    if int(fh.read().rsplit(")", 1)[1].split()[1]) == pid:
+                        kids.append(int(entry))
+            except (OSError, IndexError, ValueError):
+                continue
+    return kids
+
+
+@pytest.mark.skipif(not os.path.isdir("/proc"), reason="finds the workers through /proc")
+def test_a_killed_worker_is_one_line_and_leaves_the_old_outputs(tmp_path):
+    verdicts = tmp_path / "verdicts.json"
+    verdicts.write_text("old verdicts")
+    proc = subprocess.Popen([sys.executable, "-m", "icl_verifier.checks", "check", "F2", "F4",
+                             "--json", str(verdicts)],
+                            cwd=tmp_path, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                            text=True)
+    deadline = time.time() + 120
+    line = ""
+    while time.time() < deadline and "checking" not in line:
+        line = proc.stderr.readline()
+    workers = []
+    while time.time() < deadline and not workers:
+        time.sleep(0.5)
+        workers = _children(proc.pid)
+    os.kill(workers[0], signal.SIGKILL)
+    _, err = proc.communicate(timeout=120)
+    assert proc.returncode == 1, err
+    assert err.strip().splitlines()[-1].startswith("icl-verify: error: a worker process stopped")
+    assert "Traceback" not in err, err
+    assert verdicts.read_text() == "old verdicts"
+
+
 def test_check_leaves_no_hypothesis_folder(tmp_path, monkeypatch):
     monkeypatch.chdir(tmp_path)
     assert main(["check", "F5", "--executor", "serial"]) == 0
