@@ -20,7 +20,9 @@ import argparse
 import contextlib
 import math
 import os
+import signal
 import sys
+import threading
 import time
 
 __all__ = ["main"]
@@ -143,6 +145,7 @@ def _simulate(args, settings) -> int:
     setting = settings[args.setting]
     _check_out(args.out)
     traj, summary = setting.simulate(args)
+    _checkpoint()
     traj.save(args.out)
     if not args.quiet:
         print(summary)
@@ -171,8 +174,50 @@ def _list(args, settings) -> int:
     return 0
 
 
+#: Signals that arrived during this command: a Ctrl-C raises KeyboardInterrupt, and is also kept
+#: here, because CPython drops an exception raised inside a finalizer ("Exception ignored in ...")
+#: and the run would go on to write its outputs.
+_INTERRUPTED: list[int] = []
+
+
+def _on_interrupt(signum, _frame):
+    _INTERRUPTED.append(signum)
+    raise KeyboardInterrupt
+
+
+def _checkpoint() -> None:
+    """Stop here (KeyboardInterrupt) if a Ctrl-C arrived, even one a finalizer swallowed."""
+    if _INTERRUPTED:
+        raise KeyboardInterrupt
+
+
+def _ticker(bar):
+    """A progress callback: a checkpoint, then one step of ``bar``."""
+    def tick(n=1):
+        _checkpoint()
+        bar.update(n)
+    return tick
+
+
+@contextlib.contextmanager
+def _interrupts_kept():
+    """Install :func:`_on_interrupt` for SIGINT while a command runs (when Python's default
+    handler is in place, in the main thread), and put the old handler back."""
+    _INTERRUPTED.clear()
+    if threading.current_thread() is not threading.main_thread() or \
+            signal.getsignal(signal.SIGINT) is not signal.default_int_handler:
+        yield
+        return
+    signal.signal(signal.SIGINT, _on_interrupt)
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGINT, signal.default_int_handler)
+
+
 def _write_json(path, data) -> None:
     from ..numerics.jsonio import write_json
+    _checkpoint()
     write_json(path, data, indent=1)
 
 
@@ -253,7 +298,7 @@ def _check(args, settings) -> int:
                       flush=True)
             bar = _bar(None, show)
             bar.set_description(head)
-            v = check_claim(claims[cid][1], args.profile, executor=ex, progress=bar.update,
+            v = check_claim(claims[cid][1], args.profile, executor=ex, progress=_ticker(bar),
                             budget=budget)
             bar.close()
             if not show:
@@ -286,6 +331,7 @@ def _check(args, settings) -> int:
                                                     budget=budget)
                     except ValueError as exc:   # too few configurations could be measured
                         print(f"{PROG}: discover {v.claim_id}: {exc}", file=sys.stderr)
+            _checkpoint()
             path = write_report(verdicts, {cid: claims[cid][1] for cid in ids}, args.report,
                                 sections, args.profile, ex, laws)
             print(f"wrote {path}")
@@ -334,7 +380,7 @@ def _bound(args, settings) -> int:
     with _executor(args.executor) as ex:
         v = check_bound(quantity, args.bound, region, profile=args.profile,
                         budget=budget,
-                        examples=examples, executor=ex, progress=bar.update)
+                        examples=examples, executor=ex, progress=_ticker(bar))
     bar.close()
     _print_verdict(v)
     if args.json is not None:
@@ -357,7 +403,7 @@ def _discover(args, settings) -> int:
     with _executor(args.executor) as ex:
         try:
             make = owner.derived_laws.get(args.quantity)
-            law = discover(quantity, region, args.profile, ex, progress=bar.update, budget=budget,
+            law = discover(quantity, region, args.profile, ex, progress=_ticker(bar), budget=budget,
                            derived=make() if make else None)
         except ValueError as exc:
             raise UserError(str(exc)) from None
@@ -439,7 +485,8 @@ def main(argv=None) -> int:
     _hypothesis_home()
     try:
         args = _parser(settings).parse_args(argv)
-        return _COMMANDS[args.command](args, settings)
+        with _interrupts_kept():
+            return _COMMANDS[args.command](args, settings)
     except (UserError, ConfigError, BoundError, WhereError, ClaimsFileError, EventError) as exc:
         print(f"{PROG}: error: {exc}", file=sys.stderr)
         return 2

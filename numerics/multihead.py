@@ -213,12 +213,11 @@ def integrate(config: MultiheadConfig, t_end: float, points: int = 400, digits: 
             return max(speed - settle, _loss(config, y, objective) - half)
         settles.terminal = True
         events = [leaves] + ([settles] if settle else [])
-        jac = None
-        if objective is not None:
-            from scipy.optimize import approx_fprime
+        from scipy.optimize import approx_fprime
 
-            def jac(_t, z):     # forward differences with a fixed step (relative in y when logs)
-                return approx_fprime(z, lambda w: f(_t, w), JAC_STEP)
+        def jacobian(_t, z):    # forward differences with a fixed step (relative in y when logs)
+            return approx_fprime(z, lambda w: f(_t, w), JAC_STEP)
+        jac = jacobian if objective is not None else None
         with np.errstate(over="ignore"), _nonfinite_as_breakdown():
             sol = solve_ivp(f, (0.0, t_end), np.log(y0) if logs else y0, method="Radau",
                             t_eval=t, rtol=RTOL if objective is None else RTOL_SAMPLED,

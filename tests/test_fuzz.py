@@ -141,6 +141,34 @@ def test_an_interrupted_check_leaves_the_old_outputs(tmp_path):
     assert sorted(os.listdir(tmp_path)) == ["report", "verdicts.json"]
 
 
+class _SwallowedInterrupt:
+    """Sends this process a SIGINT from a finalizer, where CPython drops the KeyboardInterrupt
+    ("Exception ignored in ...") and the run goes on."""
+
+    def __del__(self):
+        os.kill(os.getpid(), signal.SIGINT)
+        for _ in range(1000):       # the signal is handled here, inside the finalizer
+            pass
+
+
+@pytest.mark.filterwarnings("ignore::pytest.PytestUnraisableExceptionWarning")   # on purpose
+def test_an_interrupt_a_finalizer_swallowed_still_writes_nothing(tmp_path, monkeypatch, capsys):
+    from icl_verifier.checks import verdict
+
+    evaluate, dropped = verdict._evaluate, []
+
+    def evaluate_once_interrupted(*args, **kwargs):
+        if not dropped:
+            dropped.append(True)
+            _SwallowedInterrupt()       # collected at once: its finalizer runs here
+        return evaluate(*args, **kwargs)
+    monkeypatch.setattr(verdict, "_evaluate", evaluate_once_interrupted)
+    out = tmp_path / "v.json"
+    code = main(["check", "F5", "--executor", "serial", "--json", str(out)])
+    assert dropped and code == 130 and not out.exists()
+    assert "interrupted; nothing written" in capsys.readouterr().err
+
+
 def _children(pid: int) -> list[int]:
     """Process ids whose parent is ``pid`` (Linux /proc)."""
     kids = []
