@@ -41,8 +41,8 @@ T_END, SETTLE = 1e5, 1e-8
 #: Radau's relative tolerance on L~, and on the trained model's sample-average loss (whose own
 #: sampling error is about 1e-2 relative: a tighter rule only costs evaluations).
 RTOL, RTOL_SAMPLED = 1e-10, 1e-7
-#: Finite-difference step of the trained model's Jacobian (Radau's Newton matrix).  SciPy's own
-#: estimate grows its step without bound along a column with no effect (a weight that has
+#: Finite-difference step of the flows' Jacobian (Radau's Newton matrix), both models.  SciPy's
+#: own estimate grows its step without bound along a column with no effect (a weight that has
 #: underflowed to 0 in log coordinates, an idle head's) until the trial point overflows; a fixed
 #: step ``sqrt(eps)`` cannot.
 JAC_STEP = float(np.sqrt(np.finfo(float).eps))
@@ -217,12 +217,11 @@ def integrate(config: MultiheadConfig, t_end: float, points: int = 400, digits: 
 
         def jacobian(_t, z):    # forward differences with a fixed step (relative in y when logs)
             return approx_fprime(z, lambda w: f(_t, w), JAC_STEP)
-        jac = jacobian if objective is not None else None
         with np.errstate(over="ignore"), _nonfinite_as_breakdown():
             sol = solve_ivp(f, (0.0, t_end), np.log(y0) if logs else y0, method="Radau",
                             t_eval=t, rtol=RTOL if objective is None else RTOL_SAMPLED,
                             atol=1e-12 if objective is None else 1e-10, events=events,
-                            dense_output=dense, jac=jac)
+                            dense_output=dense, jac=jacobian)
         if sol.status == 1 and sol.t_events[0].size:
             raise SimulationError(0, f"t = {sol.t_events[0][0]:.6g}: 1 - 2 omega_h omega_g reached 0")
         if not sol.success:
