@@ -191,11 +191,27 @@ def _checkpoint() -> None:
         raise KeyboardInterrupt
 
 
-def _ticker(bar):
-    """A progress callback: a checkpoint, then one step of ``bar``."""
+#: Outside a terminal (no bar), a long run reports how many configurations it has measured
+#: this often (seconds).
+HEARTBEAT = 60.0
+
+
+def _ticker(bar, label: str | None = None):
+    """A progress callback: a checkpoint, then one step of ``bar``; with the bar off and a
+    ``label``, a line on stderr every :data:`HEARTBEAT` seconds with the count so far."""
+    began = last = time.perf_counter()
+    count = 0
+
     def tick(n=1):
+        nonlocal last, count
         _checkpoint()
         bar.update(n)
+        count += n
+        now = time.perf_counter()
+        if label and bar.disable and now - last >= HEARTBEAT:
+            last = now
+            print(f"{PROG}: {label}: configurations measured: {count} ({_clock(began)} in)",
+                  file=sys.stderr, flush=True)
     return tick
 
 
@@ -298,8 +314,8 @@ def _check(args, settings) -> int:
                       flush=True)
             bar = _bar(None, show)
             bar.set_description(head)
-            v = check_claim(claims[cid][1], args.profile, executor=ex, progress=_ticker(bar),
-                            budget=budget)
+            v = check_claim(claims[cid][1], args.profile, executor=ex,
+                            progress=_ticker(bar, head), budget=budget)
             bar.close()
             if not show:
                 print(f"{PROG}: {head}: {v.verdict} ({_clock(began)} so far)", file=sys.stderr,
@@ -380,7 +396,8 @@ def _bound(args, settings) -> int:
     with _executor(args.executor) as ex:
         v = check_bound(quantity, args.bound, region, profile=args.profile,
                         budget=budget,
-                        examples=examples, executor=ex, progress=_ticker(bar))
+                        examples=examples, executor=ex,
+                        progress=_ticker(bar, f"bound {args.quantity}"))
     bar.close()
     _print_verdict(v)
     if args.json is not None:
@@ -403,7 +420,8 @@ def _discover(args, settings) -> int:
     with _executor(args.executor) as ex:
         try:
             make = owner.derived_laws.get(args.quantity)
-            law = discover(quantity, region, args.profile, ex, progress=_ticker(bar), budget=budget,
+            law = discover(quantity, region, args.profile, ex,
+                           progress=_ticker(bar, f"discover {args.quantity}"), budget=budget,
                            derived=make() if make else None)
         except ValueError as exc:
             raise UserError(str(exc)) from None

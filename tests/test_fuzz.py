@@ -207,6 +207,18 @@ def test_a_killed_worker_is_one_line_and_leaves_the_old_outputs(tmp_path):
     assert verdicts.read_text() == "old verdicts"
 
 
+def test_a_long_run_outside_a_terminal_reports_its_progress(monkeypatch, capsys):
+    from icl_verifier.checks import cli
+
+    monkeypatch.setattr(cli, "HEARTBEAT", 0.0)         # every measurement, for the test
+    assert main(["check", "F5", "--executor", "serial"]) == 0
+    beats = [line for line in capsys.readouterr().err.splitlines()
+             if "configurations measured: " in line]
+    counts = [int(line.split("measured: ")[1].split()[0]) for line in beats]
+    assert beats[0].startswith("icl-verify: [1/1] F5: configurations measured: 1 (")
+    assert counts == list(range(1, len(counts) + 1)) and len(counts) >= 6
+
+
 def test_check_leaves_no_hypothesis_folder(tmp_path, monkeypatch):
     monkeypatch.chdir(tmp_path)
     assert main(["check", "F5", "--executor", "serial"]) == 0
