@@ -196,9 +196,9 @@ def _checkpoint() -> None:
 HEARTBEAT = 60.0
 
 
-def _ticker(bar, label: str | None = None):
-    """A progress callback: a checkpoint, then one step of ``bar``; with the bar off and a
-    ``label``, a line on stderr every :data:`HEARTBEAT` seconds with the count so far."""
+def _ticker(bar, label: str):
+    """A progress callback: a checkpoint, then one step of ``bar``; with the bar off, a line
+    ``label: configurations measured: N`` on stderr every :data:`HEARTBEAT` seconds."""
     began = last = time.perf_counter()
     count = 0
 
@@ -208,7 +208,7 @@ def _ticker(bar, label: str | None = None):
         bar.update(n)
         count += n
         now = time.perf_counter()
-        if label and bar.disable and now - last >= HEARTBEAT:
+        if bar.disable and now - last >= HEARTBEAT:
             last = now
             print(f"{PROG}: {label}: configurations measured: {count} ({_clock(began)} in)",
                   file=sys.stderr, flush=True)

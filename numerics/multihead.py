@@ -190,6 +190,7 @@ def integrate(config: MultiheadConfig, t_end: float, points: int = 400, digits: 
     flow = "log" if logs else "merged"
     if digits is None:
         from scipy.integrate import solve_ivp
+        from scipy.optimize import approx_fprime
         if objective is None:
             _, rhs = _compiled(*_key(config, "numpy", flow=flow))
         elif logs:      # d log v/dt = -2 dL/dv (theory.multihead.log_flow's rule)
@@ -213,7 +214,6 @@ def integrate(config: MultiheadConfig, t_end: float, points: int = 400, digits: 
             return max(speed - settle, _loss(config, y, objective) - half)
         settles.terminal = True
         events = [leaves] + ([settles] if settle else [])
-        from scipy.optimize import approx_fprime
 
         def jacobian(_t, z):    # forward differences with a fixed step (relative in y when logs)
             return approx_fprime(z, lambda w: f(_t, w), JAC_STEP)
