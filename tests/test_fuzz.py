@@ -117,19 +117,25 @@ def test_bad_input_in_a_real_process_prints_no_warning_or_traceback(tmp_path):
         assert not (tmp_path / "t.json").exists()
 
 
-def test_an_interrupted_check_leaves_the_old_outputs(tmp_path):
-    report, verdicts = tmp_path / "report", tmp_path / "verdicts.json"
-    report.mkdir()
-    (report / "report.md").write_text("old report")
-    verdicts.write_text("old verdicts")
+def _checking(folder, *args):
+    """``check F2 F4 ARGS`` in a real process, once it says it is checking: ``(process,
+    deadline)``, the deadline two minutes from the start."""
     proc = subprocess.Popen([sys.executable, "-m", "icl_verifier.checks", "check", "F2", "F4",
-                             "--report", str(report), "--json", str(verdicts)],
-                            cwd=tmp_path, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                             *args], cwd=folder, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
                             text=True)
     deadline = time.time() + 120
     line = ""
     while time.time() < deadline and "checking" not in line:
         line = proc.stderr.readline()
+    return proc, deadline
+
+
+def test_an_interrupted_check_leaves_the_old_outputs(tmp_path):
+    report, verdicts = tmp_path / "report", tmp_path / "verdicts.json"
+    report.mkdir()
+    (report / "report.md").write_text("old report")
+    verdicts.write_text("old verdicts")
+    proc, _ = _checking(tmp_path, "--report", str(report), "--json", str(verdicts))
     time.sleep(3)                               # the workers are measuring
     proc.send_signal(signal.SIGINT)
     _, err = proc.communicate(timeout=120)
@@ -187,14 +193,7 @@ def _children(pid: int) -> list[int]:
 def test_a_killed_worker_is_one_line_and_leaves_the_old_outputs(tmp_path):
     verdicts = tmp_path / "verdicts.json"
     verdicts.write_text("old verdicts")
-    proc = subprocess.Popen([sys.executable, "-m", "icl_verifier.checks", "check", "F2", "F4",
-                             "--json", str(verdicts)],
-                            cwd=tmp_path, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
-                            text=True)
-    deadline = time.time() + 120
-    line = ""
-    while time.time() < deadline and "checking" not in line:
-        line = proc.stderr.readline()
+    proc, deadline = _checking(tmp_path, "--json", str(verdicts))
     workers = []
     while time.time() < deadline and not workers:
         time.sleep(0.5)
